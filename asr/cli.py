@@ -1,0 +1,50 @@
+"""The `asr` command. Each subcommand lives in the module of its stage, which defines
+`add_arguments(parser)` and `run(args) -> int`; modules are imported only when used."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "prep": ("data_prep.prep", "import a corpus into Kaldi-style data dirs"),
+    "features": ("data_prep.extract", "extract fbank/MFCC features (+ CMVN) for a data dir"),
+    "train": ("asr.train", "train a BiLSTM-CTC model"),
+    "decode": ("asr.recognize", "decode a data dir with a checkpoint and score it"),
+    "transcribe": ("asr.transcribe", "transcribe audio files with a checkpoint"),
+    "score": ("asr.scoring", "score a hypothesis file against a reference (WER/CER)"),
+    "lm": ("asr.lm", "train a word n-gram LM (modified Kneser-Ney) and write ARPA"),
+    "tune-lm": ("asr.recognize", "grid-search LM weight and word bonus on a dev set"),
+}
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr", description="CTC speech recognition: prep, features, train, decode, score."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Only the chosen subcommand's module is imported (torch is slow to import).
+    chosen = next((a for a in (argv or []) if a in SUBCOMMANDS), None)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if chosen in (None, name):
+            module = importlib.import_module(module_name)
+            adder = getattr(module, f"add_{name.replace('-', '_')}_arguments", None)
+            (adder or module.add_arguments)(p)
+            p.set_defaults(_module=module_name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    module = importlib.import_module(args._module)
+    runner = getattr(module, f"run_{args.command.replace('-', '_')}", None) or module.run
+    return int(runner(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

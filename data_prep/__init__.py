@@ -1,0 +1,1 @@
+"""Corpus importers (one module per corpus) and corpus-level feature extraction."""
