@@ -1,0 +1,208 @@
+"""The acoustic model: global CMVN -> SpecAugment (training only) -> convolutional subsampling
+-> stacked bidirectional RNN -> linear -> log-softmax over the tokens (blank = 0).
+
+Lengths travel with every padded tensor. Padding is zeroed after each stage that could smear it
+into valid frames, and the RNN runs on packed sequences, so an utterance's output does not change
+when it is batched with longer ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+
+@dataclass(frozen=True)
+class SpecAugmentConfig:
+    freq_masks: int = 2  # number of frequency masks per utterance
+    freq_width: int = 15  # max bins per frequency mask
+    time_masks: int = 4  # max number of time masks per utterance (scaled down for short ones)
+    time_width: float = 0.05  # max width of a time mask, as a fraction of the utterance
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    num_features: int = 80  # F, feature bins in
+    subsample: Literal[1, 2, 4] = 4  # time reduction of the conv front-end
+    conv_channels: int = 32  # channels of each stride-2 conv layer
+    cell: Literal["lstm", "gru", "rnn"] = "lstm"  # "rnn" is a plain tanh RNN
+    num_layers: int = 3
+    hidden_size: int = 256  # per direction
+    proj_size: int = 0  # linear projection between RNN layers (0: none)
+    dropout: float = 0.1  # between layers and before the output layer
+    spec_augment: SpecAugmentConfig | None = field(default_factory=SpecAugmentConfig)
+
+    def __post_init__(self):
+        if self.subsample not in (1, 2, 4):
+            raise ValueError(f"subsample must be 1, 2 or 4, got {self.subsample}")
+
+
+def lengths_to_mask(lens: torch.Tensor, max_len: int) -> torch.Tensor:
+    """lens [B] -> mask [B, max_len], True on valid frames."""
+    return torch.arange(max_len, device=lens.device)[None, :] < lens[:, None]
+
+
+class GlobalCMVN(nn.Module):
+    """(feats - mean) / std with statistics of the training set, kept as buffers so that a
+    checkpoint carries them."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(num_features))
+        self.register_buffer("std", torch.ones(num_features))
+
+    def set_stats(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.std.copy_(torch.as_tensor(std, dtype=torch.float32))
+
+    def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor) -> torch.Tensor:
+        """feats [B, T, F] -> [B, T, F], zero on padding."""
+        mask = lengths_to_mask(feat_lens, feats.size(1)).unsqueeze(-1)
+        return ((feats - self.mean) / self.std).masked_fill(~mask, 0.0)
+
+
+def spec_augment(
+    feats: torch.Tensor, feat_lens: torch.Tensor, cfg: SpecAugmentConfig
+) -> torch.Tensor:
+    """Frequency and time masking (Park et al. 2019) with the global torch RNG; masks stay inside
+    each utterance's length. feats [B, T, F] (normalised, so 0 is the mean) -> [B, T, F]."""
+    B, T, F_ = feats.shape
+    keep = torch.ones(B, T, F_, dtype=torch.bool, device=feats.device)
+    bins = torch.arange(F_, device=feats.device)
+    frames = torch.arange(T, device=feats.device)
+    for b in range(B):
+        for _ in range(cfg.freq_masks):
+            width = int(torch.randint(0, cfg.freq_width + 1, ()))
+            start = int(torch.randint(0, max(1, F_ - width), ()))
+            keep[b] &= ~((bins >= start) & (bins < start + width))[None, :]
+        length = int(feat_lens[b])
+        max_width = int(cfg.time_width * length)
+        n_masks = min(cfg.time_masks, length // 25)  # about one mask per 0.25 s at most
+        for _ in range(n_masks):
+            width = int(torch.randint(0, max_width + 1, ()))
+            start = int(torch.randint(0, max(1, length - width), ()))
+            keep[b] &= ~((frames >= start) & (frames < start + width))[:, None]
+    return feats * keep
+
+
+class ConvSubsampling(nn.Module):
+    """Stride-2 3x3 conv layers (log2(factor) of them) over (time, frequency), then a linear
+    layer to `out_dim`. Output frame t sees input frames 4t-3 .. 4t+3 (factor 4)."""
+
+    def __init__(self, num_features: int, factor: int, channels: int, out_dim: int):
+        super().__init__()
+        self.num_stages = {1: 0, 2: 1, 4: 2}[factor]
+        self.convs = nn.ModuleList()
+        in_ch, freq = 1, num_features
+        for _ in range(self.num_stages):
+            self.convs.append(nn.Conv2d(in_ch, channels, kernel_size=3, stride=2, padding=1))
+            in_ch, freq = channels, (freq - 1) // 2 + 1
+        self.out = nn.Linear(in_ch * freq, out_dim)
+
+    @staticmethod
+    def stage_lengths(lens: torch.Tensor) -> torch.Tensor:
+        return (lens - 1) // 2 + 1
+
+    def output_lengths(self, lens: torch.Tensor) -> torch.Tensor:
+        for _ in range(self.num_stages):
+            lens = self.stage_lengths(lens)
+        return lens
+
+    def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor):
+        """feats [B, T, F] -> (x [B, T', out_dim], out_lens [B])."""
+        x = feats.unsqueeze(1)  # (B, T, F) -> (B, 1, T, F)
+        lens = feat_lens
+        for conv in self.convs:
+            x = F.relu(conv(x))
+            lens = self.stage_lengths(lens)
+            # zero the frames past each length so the next stage sees what it would alone
+            x = x * lengths_to_mask(lens, x.size(2))[:, None, :, None]
+        B, C, T, F_ = x.shape
+        x = x.transpose(1, 2).reshape(B, T, C * F_)  # (B, C, T', F') -> (B, T', C*F')
+        return self.out(x), lens
+
+
+RNN_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+class RNNEncoder(nn.Module):
+    """A stack of bidirectional RNN layers over packed sequences, with dropout and an optional
+    linear projection between layers."""
+
+    def __init__(self, in_dim: int, cfg: ModelConfig):
+        super().__init__()
+        cell = RNN_CELLS[cfg.cell]
+        extra = {"nonlinearity": "tanh"} if cfg.cell == "rnn" else {}
+        self.layers = nn.ModuleList()
+        self.projections = nn.ModuleList()
+        dim = in_dim
+        for i in range(cfg.num_layers):
+            self.layers.append(
+                cell(dim, cfg.hidden_size, batch_first=True, bidirectional=True, **extra)
+            )
+            dim = 2 * cfg.hidden_size
+            last = i == cfg.num_layers - 1
+            if cfg.proj_size and not last:
+                self.projections.append(nn.Linear(dim, cfg.proj_size))
+                dim = cfg.proj_size
+            else:
+                self.projections.append(nn.Identity())
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.out_dim = dim
+
+    def forward(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        """x [B, T, D] -> [B, T, out_dim]; frames past `lens` are zero."""
+        T = x.size(1)
+        packed = pack_padded_sequence(x, lens.cpu(), batch_first=True, enforce_sorted=False)
+        for layer, proj in zip(self.layers, self.projections):
+            packed, _ = layer(packed)
+            # dropout and projection act frame by frame, so they run on the packed data
+            data = proj(self.dropout(packed.data))
+            packed = PackedSequence(
+                data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
+            )
+        out, _ = pad_packed_sequence(packed, batch_first=True, total_length=T)
+        return out
+
+
+class CTCModel(nn.Module):
+    def __init__(self, cfg: ModelConfig, vocab_size: int):
+        super().__init__()
+        self.cfg = cfg
+        self.vocab_size = vocab_size
+        self.cmvn = GlobalCMVN(cfg.num_features)
+        rnn_in = 2 * cfg.hidden_size if cfg.subsample > 1 else cfg.num_features
+        self.subsampling = (
+            ConvSubsampling(cfg.num_features, cfg.subsample, cfg.conv_channels, rnn_in)
+            if cfg.subsample > 1
+            else None
+        )
+        self.encoder = RNNEncoder(rnn_in, cfg)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.output = nn.Linear(self.encoder.out_dim, vocab_size)
+
+    def output_lengths(self, feat_lens: torch.Tensor) -> torch.Tensor:
+        """feat_lens [B] -> out_lens [B] after subsampling."""
+        return self.subsampling.output_lengths(feat_lens) if self.subsampling else feat_lens
+
+    def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor):
+        """feats [B, T, F] (raw features), feat_lens [B] ->
+        (log_probs [B, T', V] float32, out_lens [B])."""
+        x = self.cmvn(feats, feat_lens)
+        if self.training and self.cfg.spec_augment is not None:
+            x = spec_augment(x, feat_lens, self.cfg.spec_augment)
+        lens = feat_lens
+        if self.subsampling is not None:
+            x, lens = self.subsampling(x, lens)
+        x = self.encoder(x, lens)
+        logits = self.output(self.dropout(x))
+        return logits.float().log_softmax(dim=-1), lens
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
