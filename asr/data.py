@@ -1,0 +1,206 @@
+"""Training data: utterances from a feature store with their token ids, batches bucketed by length
+under a frame budget (split across distributed ranks), and padding collation.
+
+Utterances that cannot be trained on are dropped when the data is loaded, each with a reason that
+is counted: missing features, an empty transcript after the vocabulary, or too few output frames
+for CTC (T' < U + repeats), which would otherwise turn into an infinite loss.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from asr.ctc import min_ctc_frames
+from asr.datadir import read_data_dir
+from asr.featstore import FeatureStore
+from asr.text import Vocabulary
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    max_frames: int = 20000  # input frames per batch and process, padding included
+    max_utts: int = 128  # utterances per batch and process, at most
+    sortagrad: bool = False  # first epoch in ascending length order
+    length_jitter: float = 0.1  # relative noise on lengths before bucketing, new each epoch
+    speed_perturb: tuple[float, ...] = ()  # time-stretch factors drawn per utterance, e.g. [0.9, 1.0, 1.1]
+
+
+@dataclass(frozen=True)
+class Item:
+    utt_id: str
+    num_frames: int
+    targets: tuple[int, ...]
+    text: str
+
+
+class CTCDataset(torch.utils.data.Dataset):
+    """(utt_id, feats [T, F], targets [U]) for each usable utterance of a data dir.
+
+    `out_lengths` maps input frame counts to model output frame counts; `min_speed` is the
+    smallest speed-perturbation factor (fewest frames) that must still fit the transcript.
+    """
+
+    def __init__(
+        self,
+        feats_dir: str | Path,
+        data_dir: str | Path,
+        vocab: Vocabulary,
+        out_lengths: Callable[[int], int] | None = None,
+        max_speed: float = 1.0,
+    ):
+        self.store = FeatureStore(feats_dir)
+        self.skipped: Counter[str] = Counter()
+        self.items: list[Item] = []
+        stored = set(self.store.utt_ids)
+        for utt in read_data_dir(data_dir):
+            if utt.utt_id not in stored:
+                self.skipped["no features (bad audio?)"] += 1
+                continue
+            targets = tuple(vocab.encode(utt.text))
+            if not targets:
+                self.skipped["empty transcript after the vocabulary"] += 1
+                continue
+            frames = self.store.num_frames(utt.utt_id)
+            fewest = int(frames / max_speed)
+            if out_lengths is not None and out_lengths(fewest) < min_ctc_frames(targets):
+                self.skipped["too short for its transcript under CTC"] += 1
+                continue
+            self.items.append(Item(utt.utt_id, frames, targets, utt.text))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int):
+        item = self.items[index]
+        feats = torch.from_numpy(np.array(self.store[item.utt_id], dtype=np.float32))
+        return item.utt_id, feats, torch.tensor(item.targets, dtype=torch.long)
+
+    @property
+    def lengths(self) -> list[int]:
+        return [item.num_frames for item in self.items]
+
+    @property
+    def audio_seconds(self) -> float:
+        shift_s = self.store.config.frame_shift_ms / 1000
+        return sum(self.lengths) * shift_s
+
+
+class BucketBatchSampler(torch.utils.data.Sampler):
+    """Batches of utterances of similar length, each holding at most `max_frames` padded frames
+    per process. A global batch is formed for all `world_size` processes together and split
+    between them, so every rank sees the same number of batches. Order depends only on
+    (seed, epoch); `start_batch` resumes in the middle of an epoch."""
+
+    def __init__(
+        self,
+        lengths: list[int],
+        cfg: DataConfig,
+        seed: int = 0,
+        shuffle: bool = True,
+        world_size: int = 1,
+        rank: int = 0,
+    ):
+        self.lengths = lengths
+        self.cfg = cfg
+        self.seed = seed
+        self.shuffle = shuffle
+        self.world_size = world_size
+        self.rank = rank
+        self.epoch = 0
+        self.start_batch = 0
+
+    def set_epoch(self, epoch: int, start_batch: int = 0) -> None:
+        self.epoch = epoch
+        self.start_batch = start_batch
+
+    def global_batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed * 100003 + self.epoch)
+        jitter = self.cfg.length_jitter if self.shuffle else 0.0
+        keys = [n * (1 + rng.uniform(-jitter, jitter)) for n in self.lengths]
+        order = sorted(range(len(self.lengths)), key=lambda i: (keys[i], i))
+        budget = self.cfg.max_frames * self.world_size
+        max_utts = self.cfg.max_utts * self.world_size
+        batches: list[list[int]] = []
+        batch: list[int] = []
+        longest = 0
+        for i in order:
+            longest_if_added = max(longest, self.lengths[i])
+            too_big = longest_if_added * (len(batch) + 1) > budget or len(batch) >= max_utts
+            if batch and too_big and len(batch) >= self.world_size:
+                batches.append(batch)
+                batch, longest_if_added = [], self.lengths[i]
+            batch.append(i)
+            longest = longest_if_added
+        if batch:
+            batches.append(batch)
+        if len(batches[-1:]) and len(batches[-1]) < self.world_size and len(batches) > 1:
+            batches[-2].extend(batches.pop())  # every rank needs at least one utterance
+        ascending = self.cfg.sortagrad and self.epoch == 0
+        if self.shuffle and not ascending:
+            rng.shuffle(batches)
+        return batches
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for batch in self.global_batches()[self.start_batch:]:
+            yield batch[self.rank :: self.world_size]
+
+    def __len__(self) -> int:
+        return len(self.global_batches()) - self.start_batch
+
+
+def stretch_time(feats: torch.Tensor, factor: float) -> torch.Tensor:
+    """Speed perturbation in the feature domain: feats [T, F] -> [round(T / factor), F] by linear
+    interpolation along time. (Waveform speed perturbation also shifts pitch; this does not.)"""
+    if factor == 1.0:
+        return feats
+    new_len = max(1, round(feats.size(0) / factor))
+    x = feats.T.unsqueeze(0)  # (T, F) -> (1, F, T)
+    x = torch.nn.functional.interpolate(x, size=new_len, mode="linear", align_corners=True)
+    return x.squeeze(0).T  # (1, F, T') -> (T', F)
+
+
+def collate(samples, speed_factors: tuple[float, ...] = ()):
+    """[(utt_id, feats [T, F], targets [U])] -> dict of utt_ids, feats [B, T, F], feat_lens [B],
+    targets [B, U], target_lens [B]. With `speed_factors`, each utterance is time-stretched by a
+    factor drawn with the global torch RNG (restored on resume)."""
+    utt_ids, feats, targets = zip(*samples)
+    if speed_factors:
+        picks = torch.randint(0, len(speed_factors), (len(feats),)).tolist()
+        feats = [stretch_time(f, speed_factors[k]) for f, k in zip(feats, picks)]
+    feat_lens = torch.tensor([f.size(0) for f in feats])
+    target_lens = torch.tensor([t.size(0) for t in targets])
+    return {
+        "utt_ids": list(utt_ids),
+        "feats": torch.nn.utils.rnn.pad_sequence(list(feats), batch_first=True),
+        "feat_lens": feat_lens,
+        "targets": torch.nn.utils.rnn.pad_sequence(list(targets), batch_first=True),
+        "target_lens": target_lens,
+    }
+
+
+def make_loader(dataset: CTCDataset, sampler: BucketBatchSampler, speed_factors=()):
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_sampler=sampler,
+        collate_fn=lambda s: collate(s, speed_factors),
+        num_workers=0,  # reading memory-mapped features is cheap; keep the cores for compute
+    )
+
+
+def describe_skipped(skipped: Counter[str], total: int) -> str:
+    if not skipped:
+        return f"all {total} utterances usable"
+    parts = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
+    return f"skipped {sum(skipped.values())} of {total}: {parts}"
+
+
+def ceil_div(a: int, b: int) -> int:
+    return math.ceil(a / b)

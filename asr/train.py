@@ -1,0 +1,551 @@
+"""`asr train`: a plain training loop for the BiRNN-CTC model.
+
+CUDA when present (mixed precision there), CPU otherwise; under `torchrun` it trains with
+DistributedDataParallel (NCCL on GPUs, gloo on CPU). Every epoch: dev loss and greedy CER/WER,
+checkpoints (last, best, per epoch), metrics to CSV and TensorBoard, a PNG of the curves.
+`--resume` continues exactly where the last checkpoint left off, mid-epoch included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import math
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from asr.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
+from asr.config import ConfigError, load_config, save_config, to_dict
+from asr.data import BucketBatchSampler, CTCDataset, DataConfig, describe_skipped, make_loader
+from asr.decoding import GreedyDecoder
+from asr.featstore import FeatureStore
+from asr.model import CTCModel, ModelConfig, count_parameters
+from asr.scoring import score
+from asr.text import Vocabulary
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 2e-3  # peak learning rate (AdamW)
+    betas: tuple[float, ...] = (0.9, 0.98)
+    weight_decay: float = 1e-2
+    warmup_steps: int = 300  # linear warm-up from 0 to lr
+    final_lr_ratio: float = 0.05  # cosine decay from lr to lr * this at the last step
+    grad_clip: float = 5.0  # max global gradient norm
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    epochs: int = 20
+    seed: int = 1234
+    amp: bool = True  # mixed precision (float16 autocast + GradScaler) on CUDA; ignored on CPU
+    average_last: int = 0  # also write avg.pt, the mean of the last N epoch checkpoints
+    patience: int = 0  # stop after this many epochs without a better dev CER (0: never)
+    save_every_steps: int = 100  # mid-epoch checkpoint for --resume (0: at epoch ends only)
+    num_threads: int = 0  # torch CPU threads (0: torch's default)
+    dev_max_utts: int = 0  # evaluate on the first N dev utterances only (0: all)
+
+
+@dataclass
+class TrainState:
+    """What changes while training; saved with every checkpoint."""
+
+    epoch: int = 0
+    batch_in_epoch: int = 0  # batches of `epoch` already done
+    step: int = 0
+    best_cer: float = math.inf
+    best_epoch: int = -1
+    epochs_without_improvement: int = 0
+    train_seconds: float = 0.0  # wall time spent in training steps, over all runs
+    audio_seconds: float = 0.0  # audio trained on, over all runs
+
+
+# ---------------------------------------------------------------------------------------------
+# Set-up: device, distributed, model
+
+
+@dataclass(frozen=True)
+class Runtime:
+    device: torch.device
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def setup_runtime(device_arg: str) -> Runtime:
+    """Pick the device; under torchrun (WORLD_SIZE > 1) join the process group: NCCL on GPUs,
+    gloo on the CPU, one GPU per local rank."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device_arg == "auto":
+        device_arg = "cuda" if torch.cuda.is_available() else "cpu"
+    if device_arg == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("asr train: --device cuda asked for, but no CUDA device is available")
+    device = torch.device(device_arg)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank if world_size > 1 else (device.index or 0))
+        torch.cuda.set_device(device)
+    if world_size > 1:
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            dist.init_process_group(backend, device_id=device)
+        else:
+            dist.init_process_group(backend)
+    return Runtime(device, rank, world_size, local_rank)
+
+
+def build_model(cfg: TrainConfig, vocab_size: int, num_features: int) -> CTCModel:
+    if cfg.model.num_features != num_features:
+        model_cfg = dataclasses.replace(cfg.model, num_features=num_features)
+    else:
+        model_cfg = cfg.model
+    return CTCModel(model_cfg, vocab_size)
+
+
+def lr_lambda(cfg: OptimConfig, total_steps: int):
+    """Linear warm-up, then cosine decay to final_lr_ratio at total_steps."""
+
+    def factor(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
+        cosine = 0.5 * (1 + math.cos(math.pi * progress))
+        return cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * cosine
+
+    return factor
+
+
+# ---------------------------------------------------------------------------------------------
+# One step, one evaluation
+
+
+def ctc_loss_sum(model, batch, device, amp: bool):
+    """Sum of per-utterance CTC losses of a batch, and its target token count."""
+    feats = batch["feats"].to(device, non_blocking=True)
+    feat_lens = batch["feat_lens"].to(device)
+    with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+        log_probs, out_lens = model(feats, feat_lens)
+    loss = F.ctc_loss(
+        log_probs.float().transpose(0, 1),  # (B, T', V) -> (T', B, V)
+        batch["targets"].to(device),
+        out_lens,
+        batch["target_lens"].to(device),
+        blank=0,
+        reduction="sum",
+        zero_infinity=False,
+    )
+    return loss, int(batch["target_lens"].sum())
+
+
+@torch.no_grad()
+def evaluate(model, loader, device, tokens: list[str], amp: bool) -> dict[str, float]:
+    """Dev loss per token and greedy CER/WER."""
+    model.eval()
+    decoder = GreedyDecoder(tokens)
+    total_loss, total_tokens = 0.0, 0
+    refs, hyps = {}, {}
+    texts = {item.utt_id: item.text for item in loader.dataset.items}
+    for batch in loader:
+        feats = batch["feats"].to(device)
+        feat_lens = batch["feat_lens"].to(device)
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
+            log_probs, out_lens = model(feats, feat_lens)
+        loss = F.ctc_loss(
+            log_probs.float().transpose(0, 1),  # (B, T', V) -> (T', B, V)
+            batch["targets"].to(device),
+            out_lens,
+            batch["target_lens"].to(device),
+            blank=0,
+            reduction="sum",
+        )
+        total_loss += float(loss)
+        total_tokens += int(batch["target_lens"].sum())
+        for utt_id, nbest in zip(batch["utt_ids"], decoder(log_probs.cpu(), out_lens.cpu())):
+            refs[utt_id] = texts[utt_id]
+            hyps[utt_id] = nbest[0].text
+    report = score(refs, hyps)
+    model.train()
+    return {"loss": total_loss / max(1, total_tokens), "cer": report.cer, "wer": report.wer}
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def checkpoint_dict(model, cfg, tokens, feature_config, optimizer, scheduler, scaler, state):
+    module = model.module if hasattr(model, "module") else model
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    return {
+        "model": module.state_dict(),
+        "model_config": to_dict(module.cfg),
+        "vocab_size": module.vocab_size,
+        "tokens": list(tokens),
+        "feature_config": feature_config,
+        "train_config": to_dict(cfg),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "scaler": scaler.state_dict(),
+        "train_state": dataclasses.asdict(state),
+        "rng": rng,
+    }
+
+
+def model_only(ckpt: dict) -> dict:
+    """The part of a checkpoint needed to transcribe: weights, configs, tokens."""
+    keep = ("model", "model_config", "vocab_size", "tokens", "feature_config", "train_config")
+    return {k: ckpt[k] for k in keep}
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics
+
+
+METRIC_FIELDS = [
+    "epoch", "step", "lr", "train_loss", "dev_loss", "dev_cer", "dev_wer",
+    "epoch_seconds", "audio_hours_per_hour",
+]
+
+
+def append_metrics(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=METRIC_FIELDS)
+        if new:
+            writer.writeheader()
+        writer.writerow({k: row.get(k, "") for k in METRIC_FIELDS})
+
+
+def plot_curves(csv_path: Path, png_path: Path) -> None:
+    """Training/dev loss and dev CER/WER per epoch, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with csv_path.open() as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return
+    epochs = [int(r["epoch"]) + 1 for r in rows]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    ax1.plot(epochs, [float(r["train_loss"]) for r in rows], "o-", label="train")
+    ax1.plot(epochs, [float(r["dev_loss"]) for r in rows], "o-", label="dev")
+    ax1.set(xlabel="epoch", ylabel="CTC loss per token", title="Loss")
+    ax1.legend()
+    ax2.plot(epochs, [100 * float(r["dev_cer"]) for r in rows], "o-", label="dev CER")
+    ax2.plot(epochs, [100 * float(r["dev_wer"]) for r in rows], "o-", label="dev WER")
+    ax2.set(xlabel="epoch", ylabel="%", title="Greedy error rates")
+    ax2.legend()
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = png_path.with_suffix(".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, png_path)
+
+
+class TensorBoardLog:
+    """A thin wrapper: no-op where tensorboard is missing or on non-main ranks."""
+
+    def __init__(self, log_dir: Path, enabled: bool):
+        self.writer = None
+        if enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(log_dir))
+            except ImportError:
+                print("tensorboard is not installed: metrics go to metrics.csv only")
+
+    def scalars(self, values: dict[str, float], step: int) -> None:
+        if self.writer:
+            for k, v in values.items():
+                self.writer.add_scalar(k, v, step)
+
+    def close(self) -> None:
+        if self.writer:
+            self.writer.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop
+
+
+def train(args) -> int:
+    exp = Path(args.out)
+    rt = setup_runtime(args.device)
+    resume_ckpt = None
+    if args.resume:
+        last = exp / "last.pt"
+        if last.exists():
+            resume_ckpt = load_checkpoint(last, map_location="cpu")
+        elif rt.is_main:
+            print(f"--resume: {last} does not exist yet, starting afresh")
+    if resume_ckpt is not None:
+        from asr.config import from_dict
+
+        cfg = from_dict(TrainConfig, resume_ckpt["train_config"], f"{exp}/last.pt")
+    else:
+        cfg = load_config(TrainConfig, args.config, args.set or [])
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    torch.manual_seed(cfg.seed + rt.rank)
+    amp = cfg.amp and rt.device.type == "cuda"
+
+    # data
+    train_store = FeatureStore(args.train_feats)
+    feature_config = train_store.config.to_dict()
+    if resume_ckpt is not None:
+        vocab = Vocabulary(resume_ckpt["tokens"])
+    else:
+        from asr.datadir import read_data_dir
+
+        vocab = Vocabulary.build(u.text for u in read_data_dir(args.train))
+    model = build_model(cfg, len(vocab), train_store.config.num_features)
+    mean, std = train_store.cmvn()
+    model.cmvn.set_stats(torch.as_tensor(mean), torch.as_tensor(std))
+
+    def out_len(n: int) -> int:
+        return int(model.output_lengths(torch.tensor([n]))[0])
+
+    max_speed = max(cfg.data.speed_perturb, default=1.0)
+    train_set = CTCDataset(args.train_feats, args.train, vocab, out_len, max_speed)
+    dev_set = CTCDataset(args.dev_feats, args.dev, vocab, out_len)
+    if cfg.dev_max_utts:
+        dev_set.items = dev_set.items[: cfg.dev_max_utts]
+    if len(train_set) == 0:
+        raise SystemExit(f"asr train: no usable training utterances in {args.train}")
+    train_sampler = BucketBatchSampler(
+        train_set.lengths, cfg.data, cfg.seed, True, rt.world_size, rt.rank
+    )
+    dev_sampler = BucketBatchSampler(dev_set.lengths, cfg.data, 0, False)
+    train_loader = make_loader(train_set, train_sampler, cfg.data.speed_perturb)
+    dev_loader = make_loader(dev_set, dev_sampler)
+
+    model.to(rt.device)
+    if rt.distributed:
+        ddp_kwargs = {"device_ids": [rt.device.index]} if rt.device.type == "cuda" else {}
+        model = torch.nn.parallel.DistributedDataParallel(model, **ddp_kwargs)
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
+        weight_decay=cfg.optim.weight_decay,
+    )
+    steps_per_epoch = len(train_sampler.global_batches())
+    total_steps = steps_per_epoch * cfg.epochs
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.optim, total_steps))
+    scaler = torch.amp.GradScaler(rt.device.type, enabled=amp)
+    state = TrainState()
+
+    if resume_ckpt is not None:
+        (model.module if rt.distributed else model).load_state_dict(resume_ckpt["model"])
+        optimizer.load_state_dict(resume_ckpt["optimizer"])
+        scheduler.load_state_dict(resume_ckpt["scheduler"])
+        scaler.load_state_dict(resume_ckpt["scaler"])
+        state = TrainState(**resume_ckpt["train_state"])
+        torch.set_rng_state(resume_ckpt["rng"]["torch"])
+        if "cuda" in resume_ckpt["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(resume_ckpt["rng"]["cuda"])
+        if rt.is_main:
+            print(f"resumed from {exp / 'last.pt'}: epoch {state.epoch + 1}, "
+                  f"batch {state.batch_in_epoch}, step {state.step}")
+
+    log = TensorBoardLog(exp / "tensorboard", rt.is_main)
+    if rt.is_main:
+        exp.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, exp / "config.yaml")
+        vocab.save(exp / "tokens.txt")
+        print(f"device {rt.device} (x{rt.world_size}), amp {amp}; "
+              f"model {count_parameters(model) / 1e6:.2f}M parameters")
+        print(f"train: {len(train_set)} utterances, {train_set.audio_seconds / 3600:.2f} h "
+              f"({describe_skipped(train_set.skipped, len(train_set) + sum(train_set.skipped.values()))}); "
+              f"dev: {len(dev_set)} utterances; {steps_per_epoch} steps per epoch")
+
+    def save(name: str, full: bool = True) -> None:
+        if not rt.is_main:
+            return
+        ckpt = checkpoint_dict(
+            model, cfg, vocab.tokens, feature_config, optimizer, scheduler, scaler, state
+        )
+        save_checkpoint(ckpt if full else model_only(ckpt), exp / name)
+
+    model.train()
+    while state.epoch < cfg.epochs:
+        epoch = state.epoch
+        train_sampler.set_epoch(epoch, start_batch=state.batch_in_epoch)
+        epoch_start = time.time()
+        epoch_loss, epoch_tokens, epoch_audio = 0.0, 0, 0.0
+        bar = tqdm(
+            train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not rt.is_main,
+            initial=state.batch_in_epoch, total=steps_per_epoch, dynamic_ncols=True,
+            file=sys.stdout, mininterval=5.0,
+        )
+        for batch in bar:
+            t0 = time.time()
+            loss_sum, n_tokens = ctc_loss_sum(model, batch, rt.device, amp)
+            # normalise by the global token count so DDP's gradient mean equals the
+            # single-process gradient over the same global batch
+            norm = torch.tensor(float(n_tokens), device=rt.device)
+            if rt.distributed:
+                dist.all_reduce(norm)
+            loss = loss_sum * rt.world_size / norm
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            if not math.isfinite(float(loss_sum)):
+                raise SystemExit(f"asr train: non-finite loss at step {state.step}: "
+                                 f"utterances {batch['utt_ids']}")
+            state.step += 1
+            state.batch_in_epoch += 1
+            audio = float(batch["feat_lens"].sum()) * train_store.config.frame_shift_ms / 1000
+            state.train_seconds += time.time() - t0
+            state.audio_seconds += audio * rt.world_size
+            epoch_audio += audio * rt.world_size
+            epoch_loss += float(loss_sum)
+            epoch_tokens += n_tokens
+            bar.set_postfix(loss=f"{float(loss_sum) / max(1, n_tokens):.3f}",
+                            lr=f"{scheduler.get_last_lr()[0]:.2e}")
+            if cfg.save_every_steps and state.step % cfg.save_every_steps == 0:
+                save("last.pt")
+        bar.close()
+
+        # end of epoch: evaluate on rank 0, everyone waits
+        state.epoch += 1
+        state.batch_in_epoch = 0
+        epoch_seconds = time.time() - epoch_start
+        if rt.is_main:
+            core = model.module if rt.distributed else model
+            dev = evaluate(core, dev_loader, rt.device, vocab.tokens, amp)
+            row = {
+                "epoch": epoch, "step": state.step, "lr": scheduler.get_last_lr()[0],
+                "train_loss": epoch_loss / max(1, epoch_tokens), "dev_loss": dev["loss"],
+                "dev_cer": dev["cer"], "dev_wer": dev["wer"], "epoch_seconds": epoch_seconds,
+                "audio_hours_per_hour": epoch_audio / max(1e-9, epoch_seconds),
+            }
+            append_metrics(exp / "metrics.csv", row)
+            plot_curves(exp / "metrics.csv", exp / "curves.png")
+            log.scalars({"train/loss": row["train_loss"], "dev/loss": dev["loss"],
+                         "dev/cer": dev["cer"], "dev/wer": dev["wer"], "lr": row["lr"]}, state.step)
+            print(f"epoch {epoch + 1}: train loss {row['train_loss']:.3f}, dev loss "
+                  f"{dev['loss']:.3f}, dev CER {100 * dev['cer']:.2f}%, WER {100 * dev['wer']:.2f}%, "
+                  f"{epoch_seconds:.0f} s, {row['audio_hours_per_hour']:.1f} audio-h/h", flush=True)
+            improved = dev["cer"] < state.best_cer
+            if improved:
+                state.best_cer, state.best_epoch = dev["cer"], epoch
+                state.epochs_without_improvement = 0
+            else:
+                state.epochs_without_improvement += 1
+            save(f"epoch-{epoch + 1}.pt", full=False)
+            if improved:
+                shutil.copyfile(exp / f"epoch-{epoch + 1}.pt", exp / "best.pt")
+            save("last.pt")
+            keep = max(cfg.average_last, 1)
+            stale = exp / f"epoch-{epoch + 1 - keep}.pt"
+            if epoch + 1 - keep >= 1 and stale.exists():
+                stale.unlink()
+        stop = torch.tensor(
+            int(cfg.patience > 0 and state.epochs_without_improvement >= cfg.patience)
+        )
+        if rt.distributed:
+            dist.broadcast(stop, src=0)
+            state_sync = torch.tensor([state.epochs_without_improvement])
+            dist.broadcast(state_sync, src=0)
+        if int(stop):
+            if rt.is_main:
+                print(f"early stop: no better dev CER for {cfg.patience} epochs")
+            break
+
+    if rt.is_main:
+        finish(exp, cfg, state, dev_loader, vocab, rt)
+    log.close()
+    if rt.distributed:
+        dist.barrier()
+        dist.destroy_process_group()
+    return 0
+
+
+def finish(exp: Path, cfg: TrainConfig, state: TrainState, dev_loader, vocab, rt) -> None:
+    """Checkpoint averaging on request, and a one-line summary."""
+    if cfg.average_last > 1:
+        last_epoch = state.epoch
+        paths = [exp / f"epoch-{e}.pt" for e in range(last_epoch - cfg.average_last + 1,
+                                                      last_epoch + 1)]
+        paths = [p for p in paths if p.exists()]
+        if len(paths) > 1:
+            ckpt = load_checkpoint(paths[-1])
+            ckpt["model"] = average_checkpoints(paths)
+            save_checkpoint(ckpt, exp / "avg.pt")
+            model = CTCModel(ModelConfig_from(ckpt), ckpt["vocab_size"]).to(rt.device)
+            model.load_state_dict(ckpt["model"])
+            dev = evaluate(model, dev_loader, rt.device, vocab.tokens, False)
+            print(f"avg of {len(paths)} epochs: dev CER {100 * dev['cer']:.2f}%, "
+                  f"WER {100 * dev['wer']:.2f}%")
+    speed = state.audio_seconds / max(1e-9, state.train_seconds)
+    print(f"done: best dev CER {100 * state.best_cer:.2f}% at epoch {state.best_epoch + 1}; "
+          f"{state.audio_seconds / 3600:.2f} audio-h in {state.train_seconds / 60:.1f} min of "
+          f"training steps ({speed:.1f} audio-h/h)")
+
+
+def ModelConfig_from(ckpt: dict) -> ModelConfig:  # noqa: N802 - reads like a constructor
+    from asr.config import from_dict
+
+    return from_dict(ModelConfig, ckpt["model_config"], "checkpoint model_config")
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="YAML config (values only); defaults if omitted")
+    parser.add_argument("--train", required=True, help="training data dir (wav.scp, text, ...)")
+    parser.add_argument("--dev", required=True, help="dev data dir")
+    parser.add_argument("--train-feats", help="feature dir of the training set "
+                        "(default: FEATS_ROOT/<name of --train>)")
+    parser.add_argument("--dev-feats", help="feature dir of the dev set")
+    parser.add_argument("--feats-root", default="feats",
+                        help="where feature dirs are looked up by set name (default: feats)")
+    parser.add_argument("--out", required=True, help="experiment dir")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set optim.lr=1e-3 (repeatable)")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUT/last.pt (model, optimizer, position, RNG)")
+
+
+def run(args) -> int:
+    args.train_feats = args.train_feats or str(Path(args.feats_root) / Path(args.train).name)
+    args.dev_feats = args.dev_feats or str(Path(args.feats_root) / Path(args.dev).name)
+    try:
+        return train(args)
+    except ConfigError as e:
+        print(f"asr train: {e}", file=sys.stderr)
+        return 2

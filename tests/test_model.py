@@ -1,0 +1,103 @@
+"""Model properties: padding invariance, output lengths, every cell type, checkpoints."""
+
+import pickle
+
+import pytest
+import torch
+
+from asr.checkpoint import CheckpointError, average_checkpoints, load_checkpoint, save_checkpoint
+from asr.config import ConfigError, from_dict, load_config, to_dict
+from asr.model import CTCModel, ModelConfig, spec_augment, SpecAugmentConfig
+
+
+def small_config(**kw) -> ModelConfig:
+    base = dict(num_features=20, subsample=4, conv_channels=4, num_layers=2, hidden_size=8,
+                dropout=0.0, spec_augment=None)
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("subsample", [1, 2, 4])
+def test_output_does_not_change_when_batched_with_longer(cell, subsample):
+    torch.manual_seed(0)
+    model = CTCModel(small_config(cell=cell, subsample=subsample, proj_size=6), vocab_size=7)
+    model.cmvn.set_stats(torch.randn(20), torch.rand(20) + 0.5)
+    model.eval()
+    short = torch.randn(1, 37, 20)
+    long = torch.randn(1, 90, 20)
+    alone, alone_lens = model(short, torch.tensor([37]))
+    batch = torch.zeros(2, 90, 20)
+    batch[0, :37] = short[0]
+    batch[0, 37:] = 123.0  # garbage in the padding must not leak into the valid frames
+    batch[1] = long[0]
+    together, lens = model(batch, torch.tensor([37, 90]))
+    assert lens[0] == alone_lens[0] == model.output_lengths(torch.tensor([37]))[0]
+    n = int(lens[0])
+    torch.testing.assert_close(together[0, :n], alone[0, :n], atol=1e-5, rtol=1e-5)
+
+
+def test_output_lengths_match_the_tensor():
+    model = CTCModel(small_config(), vocab_size=5).eval()
+    for T in (1, 2, 3, 4, 5, 8, 33):
+        log_probs, out_lens = model(torch.randn(1, T, 20), torch.tensor([T]))
+        assert log_probs.shape[1] == int(out_lens[0]) == (((T - 1) // 2 + 1) - 1) // 2 + 1
+        assert torch.allclose(log_probs.exp().sum(-1), torch.ones(1, log_probs.shape[1]))
+
+
+def test_spec_augment_masks_stay_inside_lengths():
+    torch.manual_seed(1)
+    feats = torch.ones(3, 200, 40)
+    lens = torch.tensor([200, 120, 60])
+    out = spec_augment(feats, lens, SpecAugmentConfig(freq_masks=2, freq_width=10, time_masks=3,
+                                                      time_width=0.1))
+    assert out.shape == feats.shape
+    assert (out == 0).any()  # something was masked
+    assert ((out == 0) | (out == 1)).all()
+
+
+def test_config_rejects_unknown_keys_and_bad_types(tmp_path):
+    with pytest.raises(ConfigError, match="unknown key"):
+        from_dict(ModelConfig, {"hiden_size": 3})
+    with pytest.raises(ConfigError, match="hidden_size"):
+        from_dict(ModelConfig, {"hidden_size": "big"})
+    with pytest.raises(ConfigError, match="not one of"):
+        from_dict(ModelConfig, {"cell": "transformer"})
+    cfg_file = tmp_path / "m.yaml"
+    cfg_file.write_text("hidden_size: 64\nspec_augment:\n  freq_masks: 1\n")
+    cfg = load_config(ModelConfig, cfg_file, ["num_layers=2", "spec_augment.time_width=0.1"])
+    assert (cfg.hidden_size, cfg.num_layers, cfg.spec_augment.freq_masks) == (64, 2, 1)
+    assert cfg.spec_augment.time_width == 0.1
+    assert from_dict(ModelConfig, to_dict(cfg)) == cfg
+
+
+def test_checkpoint_round_trip_and_average(tmp_path):
+    model = CTCModel(small_config(), vocab_size=5)
+    paths = []
+    for i in range(2):
+        for p in model.parameters():
+            torch.nn.init.constant_(p, float(i))
+        ckpt = {"model": model.state_dict(), "model_config": to_dict(model.cfg), "tokens": ["a"],
+                "feature_config": {}}
+        paths.append(tmp_path / f"{i}.pt")
+        save_checkpoint(ckpt, paths[-1])
+    assert load_checkpoint(paths[0])["tokens"] == ["a"]
+    avg = average_checkpoints(paths)
+    assert torch.allclose(avg["output.weight"], torch.full_like(avg["output.weight"], 0.5))
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+class Payload:
+    def __reduce__(self):
+        return (exec, ("import pathlib; pathlib.Path('PWNED').write_text('x')",))
+
+
+def test_pickle_payload_is_refused_and_does_not_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    evil = tmp_path / "evil.pt"
+    with open(evil, "wb") as f:
+        pickle.dump({"model": Payload(), "model_config": {}, "tokens": [], "feature_config": {}},
+                    f)
+    with pytest.raises(CheckpointError, match="refused"):
+        load_checkpoint(evil)
+    assert not (tmp_path / "PWNED").exists()

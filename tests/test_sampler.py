@@ -1,0 +1,81 @@
+"""The bucketing sampler: frame budget, determinism, distributed split, resume position."""
+
+import random
+
+from asr.data import BucketBatchSampler, DataConfig, collate, stretch_time
+
+import torch
+
+
+def lengths(n=300, seed=0):
+    rng = random.Random(seed)
+    return [rng.randint(50, 1500) for _ in range(n)]
+
+
+def test_every_utterance_once_and_under_budget():
+    lens = lengths()
+    cfg = DataConfig(max_frames=6000, max_utts=32)
+    sampler = BucketBatchSampler(lens, cfg, seed=3)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(len(lens)))
+    for b in batches:
+        assert max(lens[i] for i in b) * len(b) <= cfg.max_frames or len(b) == 1
+        assert len(b) <= cfg.max_utts
+
+
+def test_order_depends_on_seed_and_epoch_only():
+    lens = lengths()
+    cfg = DataConfig(max_frames=6000)
+    a, b = BucketBatchSampler(lens, cfg, seed=3), BucketBatchSampler(lens, cfg, seed=3)
+    a.set_epoch(2)
+    b.set_epoch(2)
+    assert list(a) == list(b)
+    b.set_epoch(3)
+    assert list(a) != list(b)
+
+
+def test_sortagrad_first_epoch_ascending():
+    lens = lengths()
+    sampler = BucketBatchSampler(lens, DataConfig(max_frames=6000, sortagrad=True), seed=1)
+    firsts = [max(lens[i] for i in b) for b in sampler]
+    assert firsts == sorted(firsts)
+
+
+def test_ranks_split_each_global_batch():
+    lens = lengths()
+    cfg = DataConfig(max_frames=3000)
+    ranks = [BucketBatchSampler(lens, cfg, seed=5, world_size=2, rank=r) for r in (0, 1)]
+    whole = BucketBatchSampler(lens, cfg, seed=5, world_size=2, rank=0).global_batches()
+    parts = [list(s) for s in ranks]
+    assert len(parts[0]) == len(parts[1]) == len(whole)
+    for g, p0, p1 in zip(whole, *parts):
+        assert sorted(p0 + p1) == sorted(g) and p0 and p1
+        assert max(lens[i] for i in p0) * len(p0) <= cfg.max_frames or len(p0) == 1
+
+
+def test_resume_mid_epoch_continues_the_same_sequence():
+    lens = lengths()
+    cfg = DataConfig(max_frames=6000)
+    full = BucketBatchSampler(lens, cfg, seed=9)
+    full.set_epoch(1)
+    resumed = BucketBatchSampler(lens, cfg, seed=9)
+    resumed.set_epoch(1, start_batch=4)
+    assert list(resumed) == list(full)[4:]
+    assert len(resumed) == len(full) - 4
+
+
+def test_collate_pads_and_keeps_lengths():
+    samples = [("a", torch.ones(5, 3), torch.tensor([1, 2])), ("b", torch.ones(2, 3), torch.tensor([3]))]
+    batch = collate(samples)
+    assert batch["feats"].shape == (2, 5, 3)
+    assert batch["feat_lens"].tolist() == [5, 2]
+    assert batch["targets"].tolist() == [[1, 2], [3, 0]]
+    assert batch["target_lens"].tolist() == [2, 1]
+    assert (batch["feats"][1, 2:] == 0).all()
+
+
+def test_stretch_time_changes_length_by_factor():
+    feats = torch.arange(100.0).repeat(4, 1).T  # [100, 4], a ramp
+    fast = stretch_time(feats, 1.25)
+    assert fast.shape == (80, 4)
+    assert fast[0, 0] == 0 and fast[-1, 0] == 99  # the ends stay, the ramp is resampled
