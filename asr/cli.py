@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "score": ("asr.scoring", "score a hypothesis file against a reference (WER/CER)"),
     "lm": ("asr.lm", "train a word n-gram LM (modified Kneser-Ney) and write ARPA"),
     "tune-lm": ("asr.recognize", "grid-search LM weight and word bonus on a dev set"),
+    "results": ("asr.results", "write an experiment's RESULTS.md from its measured outputs"),
 }
 
 

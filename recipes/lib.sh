@@ -1,0 +1,60 @@
+# Shared by the recipes: option parsing and stage bookkeeping. Source it after setting defaults.
+#   --name value  sets the shell variable `name` (dashes become underscores), if it has a default.
+#   A stage runs when stage <= N <= stop_stage, and is skipped when its outputs exist already.
+set -euo pipefail
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --help|-h)
+      grep -E '^# ' "$0" | sed 's/^# //'
+      exit 0 ;;
+    --*=*) name=${1%%=*}; value=${1#*=} ;;
+    --*) name=$1; value=${2:?"$1 needs a value"}; shift ;;
+    *) echo "$0: unexpected argument '$1' (options are --name value)" >&2; exit 2 ;;
+  esac
+  name=${name#--}; name=${name//-/_}
+  if ! declare -p "$name" >/dev/null 2>&1; then
+    echo "$0: unknown option --${name//_/-}" >&2; exit 2
+  fi
+  printf -v "$name" '%s' "$value"
+  shift
+done
+
+# run stage N? usage: if run_stage N "description"; then ...; fi
+run_stage() {
+  if [ "$stage" -le "$1" ] && [ "$stop_stage" -ge "$1" ]; then
+    echo "== stage $1: $2"
+    return 0
+  fi
+  return 1
+}
+
+# done_or_run MARKER: true (and says so) when MARKER exists, so the caller skips its work
+already_done() {
+  if [ -e "$1" ]; then
+    echo "   (done already: $1 exists; delete it to redo)"
+    return 0
+  fi
+  return 1
+}
+
+# download URL into DIR and unpack; a clear message when there is no network
+download_and_unpack() {
+  local url=$1 dir=$2
+  mkdir -p "$dir"
+  local file="$dir/$(basename "$url")"
+  if ! command -v curl >/dev/null; then
+    echo "curl is needed to download $url" >&2; return 1
+  fi
+  if ! curl -fL --retry 2 --connect-timeout 20 -o "$file.part" "$url"; then
+    echo "could not download $url (offline?). Fetch it by hand into $dir, or pass --corpus" \
+         "pointing at an unpacked copy." >&2
+    rm -f "$file.part"; return 1
+  fi
+  mv "$file.part" "$file"
+  case "$file" in
+    *.tar.gz|*.tgz) tar -xzf "$file" -C "$dir" ;;
+    *.tar.bz2) tar -xjf "$file" -C "$dir" ;;
+    *.zip) (cd "$dir" && unzip -q "$(basename "$file")") ;;
+  esac
+}
