@@ -58,3 +58,57 @@ download_and_unpack() {
     *.zip) (cd "$dir" && unzip -q "$(basename "$file")") ;;
   esac
 }
+
+# ---------------------------------------------------------------------------------------------
+# The standard stages. They read: root, data, feats, exp, config, nj (and beam, alpha, beta).
+
+# stage 1: prep_data CORPUS_NAME SRC [asr prep options...]
+prep_data() {
+  local name=$1 src=$2; shift 2
+  already_done "$data/prep.json" || asr prep "$name" "$src" "$data" "$@"
+}
+
+# stage 2: extract_features SET... (the first is the training set: CMVN comes from it)
+extract_features() {
+  local train_set=$1 s
+  already_done "$feats/$train_set/index.tsv" ||
+    asr features "$data/$train_set" "$feats/$train_set" --config "$root/conf/fbank.yaml" --jobs "$nj"
+  for s in "${@:2}"; do
+    already_done "$feats/$s/index.tsv" ||
+      asr features "$data/$s" "$feats/$s" --config "$root/conf/fbank.yaml" \
+        --cmvn "$feats/$train_set/cmvn.npz" --jobs "$nj"
+  done
+}
+
+# stage 3: train_lm TRAIN_SET ORDER
+train_lm() {
+  already_done "$data/lm/lm.arpa" || {
+    mkdir -p "$data/lm"
+    asr lm "$data/$1/text" --order "$2" --out "$data/lm/lm.arpa"
+  }
+}
+
+# stage 4: train_model TRAIN_SET DEV_SET
+train_model() {
+  already_done "$exp/best.pt" ||
+    asr train --config "$config" --train "$data/$1" --dev "$data/$2" \
+      --feats-root "$feats" --out "$exp" --resume
+}
+
+# stage 5: decode_sets SET... (greedy, then beam search with the LM)
+decode_sets() {
+  local s
+  for s in "$@"; do
+    already_done "$exp/decode_${s}_greedy/wer.txt" ||
+      asr decode --checkpoint "$exp/best.pt" "$data/$s" --out "$exp/decode_${s}_greedy"
+    already_done "$exp/decode_${s}_beam_lm/wer.txt" ||
+      asr decode --checkpoint "$exp/best.pt" "$data/$s" --out "$exp/decode_${s}_beam_lm" \
+        --decoder beam --beam "$beam" --lm "$data/lm/lm.arpa" --alpha "$alpha" --beta "$beta"
+  done
+}
+
+# stage 6: write_results TITLE
+write_results() {
+  asr results "$exp" --title "$1"
+  cat "$exp/RESULTS.md"
+}
