@@ -11,6 +11,8 @@ from typing import Any
 
 import torch
 
+from asr.faults import maybe_kill
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be read or is not one of ours."""
@@ -29,6 +31,7 @@ def save_checkpoint(obj: dict[str, Any], path: str | Path) -> None:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()
+            maybe_kill("checkpoint_write")  # crash tests: die with the new file half-made
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:

@@ -28,6 +28,7 @@ from asr.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
 from asr.config import ConfigError, load_config, save_config, to_dict
 from asr.data import BucketBatchSampler, CTCDataset, DataConfig, describe_skipped, make_loader
 from asr.decoding import GreedyDecoder
+from asr.faults import maybe_kill
 from asr.featstore import FeatureStore
 from asr.model import CTCModel, ModelConfig, count_parameters
 from asr.scoring import score
@@ -435,6 +436,7 @@ def train(args) -> int:
                             lr=f"{scheduler.get_last_lr()[0]:.2e}")
             if cfg.save_every_steps and state.step % cfg.save_every_steps == 0:
                 save("last.pt")
+            maybe_kill("train_step")
         bar.close()
 
         # end of epoch: evaluate on rank 0, everyone waits
