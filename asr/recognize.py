@@ -42,6 +42,7 @@ class Recognizer:
 
     def __init__(self, model: CTCModel, tokens: list[str], feature_config: FeatureConfig,
                  device: torch.device):
+        torch.set_flush_denormal(True)  # denormals make CPU recurrences many times slower
         self.model = model.to(device).eval()
         self.tokens = tokens
         self.feature_config = feature_config

@@ -60,7 +60,8 @@ download_and_unpack() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# The standard stages. They read: root, data, feats, exp, config, nj (and beam, alpha, beta).
+# The standard stages. They read: root, data, feats, exp, config, nj (and beam, alpha, beta),
+# and feat_config (default conf/fbank.yaml).
 
 # stage 1: prep_data CORPUS_NAME SRC [asr prep options...]
 prep_data() {
@@ -71,11 +72,12 @@ prep_data() {
 # stage 2: extract_features SET... (the first is the training set: CMVN comes from it)
 extract_features() {
   local train_set=$1 s
+  local feat_config=${feat_config:-$root/conf/fbank.yaml}
   already_done "$feats/$train_set/index.tsv" ||
-    asr features "$data/$train_set" "$feats/$train_set" --config "$root/conf/fbank.yaml" --jobs "$nj"
+    asr features "$data/$train_set" "$feats/$train_set" --config "$feat_config" --jobs "$nj"
   for s in "${@:2}"; do
     already_done "$feats/$s/index.tsv" ||
-      asr features "$data/$s" "$feats/$s" --config "$root/conf/fbank.yaml" \
+      asr features "$data/$s" "$feats/$s" --config "$feat_config" \
         --cmvn "$feats/$train_set/cmvn.npz" --jobs "$nj"
   done
 }

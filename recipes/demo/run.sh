@@ -10,6 +10,7 @@ root=$(cd "$here/../.." && pwd)
 corpus=$here/corpus
 stage=1
 stop_stage=7
+feat_config=$root/conf/fbank_8k.yaml
 config=$root/conf/demo.yaml
 work=$here
 beam=8

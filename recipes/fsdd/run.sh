@@ -7,6 +7,7 @@ root=$(cd "$here/../.." && pwd)
 corpus=$here/download/free-spoken-digit-dataset
 stage=0
 stop_stage=6
+feat_config=$root/conf/fbank_8k.yaml
 config=$root/conf/fsdd.yaml
 work=$here
 beam=16
