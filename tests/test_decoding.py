@@ -1,0 +1,252 @@
+"""CTC decoders: hand-worked greedy cases, beam 1 == greedy, exactness against brute force,
+LM fusion, fuzzed invariants, and agreement with pyctcdecode."""
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asr.decoding import (
+    BeamSearchDecoder,
+    BeamSearchOptions,
+    GreedyDecoder,
+    _heap_push,
+    ids_to_text,
+)
+from asr.lm import train_ngram
+
+TOKENS = ["<blank>", "|", "a", "b", "c", "d"]
+EXACT = dict(token_min_log_prob=-math.inf, beam_threshold=math.inf)  # no pruning but the width
+
+
+def _one_hot_log_probs(ids, V, p=0.9):
+    """[1, T, V]: token ids[t] has probability p at frame t, the rest share 1 - p."""
+    probs = np.full((len(ids), V), (1 - p) / (V - 1))
+    probs[np.arange(len(ids)), ids] = p
+    return np.log(probs)[None].astype(np.float32)
+
+
+def _random_log_probs(seed, B, T, V, peaky=2.0):
+    g = torch.Generator().manual_seed(seed)
+    return (peaky * torch.randn(B, T, V, generator=g)).log_softmax(-1)
+
+
+def _ctc_log_prob(log_probs, ids):
+    """Exact log p(ids | x) for one utterance, log_probs [T, V]: -ctc_loss."""
+    lp = torch.as_tensor(np.asarray(log_probs), dtype=torch.float64)
+    return -F.ctc_loss(lp[:, None], torch.tensor([list(ids)]), torch.tensor([lp.shape[0]]),
+                       torch.tensor([len(ids)]), reduction="sum", zero_infinity=False).item()
+
+
+# ---------------------------------------------------------------------------------------------
+# Greedy
+
+
+def test_greedy_hand_worked():
+    # collapse repeats, then drop blanks: [1,2,2,0,0,0,2,1] -> [1,2,2,1]
+    log_probs = _one_hot_log_probs([1, 2, 2, 0, 0, 0, 2, 1], 3)
+    hyp = GreedyDecoder(["<blank>", "x", "y"])(log_probs, [8])[0][0]
+    assert hyp.tokens == (1, 2, 2, 1)
+    assert hyp.frames == (0, 1, 6, 7)
+    assert hyp.text == "xyyx"
+    assert hyp.score == pytest.approx(8 * math.log(0.9), rel=1e-5)
+
+
+def test_greedy_text_and_padding():
+    # "a|b" with a leading and a doubled separator: words come out single-spaced
+    ids = [1, 2, 0, 1, 0, 1, 3, 3]
+    log_probs = np.concatenate([_one_hot_log_probs(ids, 6), _one_hot_log_probs([4, 4], 6)], 1)
+    hyp = GreedyDecoder(TOKENS)(log_probs, [8])[0][0]  # the last two frames are padding
+    assert hyp.tokens == (1, 2, 1, 1, 3) and hyp.text == "a b"
+    assert ids_to_text([2, 1, 1, 3, 1], TOKENS) == "a b"
+
+
+def test_greedy_batch_equals_single():
+    log_probs = _random_log_probs(0, 3, 20, 6)
+    out_lens = torch.tensor([20, 7, 0])
+    batch = GreedyDecoder(TOKENS)(log_probs, out_lens)
+    for b in range(3):
+        n = int(out_lens[b])
+        assert GreedyDecoder(TOKENS)(log_probs[b:b + 1, :n], [n]) == [batch[b]]
+    assert batch[2][0].tokens == () and batch[2][0].score == 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Beam search without LM
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_beam_one_is_greedy(seed):
+    V = 2 + seed % 5
+    tokens = TOKENS[:V]
+    log_probs = _random_log_probs(seed, 4, 30, V, peaky=1.0 + seed % 3)
+    out_lens = torch.tensor([30, 29, 3, 1])
+    greedy = GreedyDecoder(tokens)(log_probs, out_lens)
+    beam = BeamSearchDecoder(tokens, BeamSearchOptions(beam_width=1))(log_probs, out_lens)
+    for g, b in zip(greedy, beam):
+        assert (b[0].tokens, b[0].frames, b[0].text) == (g[0].tokens, g[0].frames, g[0].text)
+        assert b[0].score == pytest.approx(g[0].score, abs=1e-4)
+
+
+def _brute_force(log_probs):
+    """{label sequence: log p} over all V^T alignments of log_probs [T, V]."""
+    T, V = log_probs.shape
+    total: dict[tuple, float] = {}
+    for path in itertools.product(range(V), repeat=T):
+        labels = tuple(k for k, _ in itertools.groupby(path) if k != 0)
+        p = math.exp(sum(log_probs[t, k] for t, k in enumerate(path)))
+        total[labels] = total.get(labels, 0.0) + p
+    return {k: math.log(v) for k, v in total.items()}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_wide_beam_finds_the_most_probable_labelling(seed):
+    T, V = 3 + seed % 3, 3
+    log_probs = _random_log_probs(seed, 1, T, V, peaky=1.0)[0].double().numpy()
+    exact = _brute_force(log_probs)
+    options = BeamSearchOptions(beam_width=256, n_best=len(exact), **EXACT)
+    nbest = BeamSearchDecoder(["<blank>", "a", "b"], options)(log_probs[None], [T])[0]
+    best = max(exact, key=exact.get)
+    assert nbest[0].tokens == best
+    assert nbest[0].score == pytest.approx(exact[best], abs=1e-5)
+    # every labelling, with its exact probability, in order
+    assert len(nbest) == len(exact)
+    for hyp in nbest:
+        assert hyp.score == pytest.approx(exact[hyp.tokens], abs=1e-5)
+
+
+def test_beam_scores_bound_ctc_probabilities():
+    # a score sums the paths that survived pruning: at most the labelling's CTC probability
+    log_probs = _random_log_probs(3, 1, 25, 6)
+    for beam in (4, 32):
+        options = BeamSearchOptions(beam_width=beam, n_best=5)
+        for hyp in BeamSearchDecoder(TOKENS, options)(log_probs, [25])[0]:
+            assert hyp.score <= _ctc_log_prob(log_probs[0], hyp.tokens) + 1e-6
+
+
+def test_heap_keeps_the_largest():
+    rng = np.random.default_rng(0)
+    for k in (1, 3, 8):
+        values = rng.normal(size=40)
+        heap, n = np.empty(k), 0
+        for v in values:
+            n = _heap_push(heap, n, v)
+        assert n == k and heap[0] == np.sort(values)[-k]
+
+
+# ---------------------------------------------------------------------------------------------
+# Beam search with an LM
+
+
+def _cat_or_car(p_t=0.6):
+    """Acoustics for "cat" vs "car": the last letter is t with p_t, r with 1 - p_t."""
+    tokens = ["<blank>", "|", "a", "c", "r", "t"]
+    frames = [{3: 1.0}, {0: 1.0}, {2: 1.0}, {0: 1.0}, {5: p_t, 4: 1 - p_t}, {0: 1.0}]
+    probs = np.full((len(frames), len(tokens)), 1e-4)
+    for t, dist in enumerate(frames):
+        for k, p in dist.items():
+            probs[t, k] = p
+    return tokens, np.log(probs / probs.sum(-1, keepdims=True))[None].astype(np.float32)
+
+
+def test_lm_changes_the_result():
+    tokens, log_probs = _cat_or_car()
+    lm = train_ngram(["car"] * 20 + ["cat"] + ["a car"] * 5, order=2)
+    no_lm = BeamSearchDecoder(tokens, BeamSearchOptions(beam_width=8))(log_probs, [6])[0][0]
+    assert no_lm.text == "cat"
+    with_lm = BeamSearchDecoder(tokens, BeamSearchOptions(beam_width=8, alpha=1.0), lm)
+    assert with_lm(log_probs, [6])[0][0].text == "car"
+    weak = BeamSearchDecoder(tokens, BeamSearchOptions(beam_width=8, alpha=0.01), lm)
+    assert weak(log_probs, [6])[0][0].text == "cat"
+
+
+def test_lm_score_is_acoustic_plus_weighted_lm():
+    tokens, log_probs = _cat_or_car()
+    lm = train_ngram(["car"] * 20 + ["cat"], order=2)
+    alpha, beta = 0.7, 0.3
+    options = BeamSearchOptions(beam_width=16, n_best=2, alpha=alpha, beta=beta, **EXACT)
+    for hyp in BeamSearchDecoder(tokens, options, lm)(log_probs, [6])[0]:
+        words = hyp.text.split()
+        expected = (_ctc_log_prob(log_probs[0], hyp.tokens)
+                    + alpha * math.log(10) * lm.sentence_log10(words) + beta * len(words))
+        # equal up to the tiny mass of the alignments the beam dropped
+        assert expected - 1e-3 < hyp.score <= expected + 1e-9
+
+
+def test_vocab_only_spells_lm_words():
+    tokens, log_probs = _cat_or_car(p_t=0.9)
+    lm = train_ngram(["car"] * 2 + ["a"], order=2)
+    options = BeamSearchOptions(beam_width=8, alpha=0.1, vocab_only=True)
+    assert BeamSearchDecoder(tokens, options, lm)(log_probs, [6])[0][0].text == "car"
+
+
+def test_lm_needs_a_word_separator():
+    with pytest.raises(ValueError, match="separator"):
+        BeamSearchDecoder(["<blank>", "a"], BeamSearchOptions(), train_ngram(["a"], 1))
+
+
+# ---------------------------------------------------------------------------------------------
+# Fuzzed invariants
+
+
+FUZZ_LM = train_ngram(["ab ba", "a b c", "cab dab", "d"] * 3, order=3)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    B=st.integers(1, 3), T=st.integers(0, 25), V=st.integers(2, 6), seed=st.integers(0, 2**16),
+    beam=st.integers(1, 12), n_best=st.integers(1, 4), use_lm=st.booleans(),
+    peaky=st.floats(0.1, 5.0), top_k=st.integers(0, 3), vocab_only=st.booleans(),
+)
+def test_fuzz_invariants(B, T, V, seed, beam, n_best, use_lm, peaky, top_k, vocab_only):
+    tokens = TOKENS[:V]
+    use_lm = use_lm and V >= 3
+    rng = np.random.default_rng(seed)
+    log_probs = _random_log_probs(seed, B, T, V, peaky)
+    out_lens = rng.integers(0, T + 1, size=B)
+    options = BeamSearchOptions(beam_width=beam, n_best=n_best, token_top_k=top_k,
+                                alpha=0.8, beta=0.5, vocab_only=vocab_only)
+    decoder = BeamSearchDecoder(tokens, options, FUZZ_LM if use_lm else None)
+    results = decoder(log_probs, out_lens)
+    assert len(results) == B
+    padded = log_probs.clone()
+    for b, nbest in enumerate(results):
+        assert 1 <= len(nbest) <= n_best
+        scores = [h.score for h in nbest]
+        assert scores == sorted(scores, reverse=True)
+        assert len({h.tokens for h in nbest}) == len(nbest)
+        for h in nbest:
+            assert all(0 < k < V for k in h.tokens)
+            assert len(h.frames) == len(h.tokens)
+            assert all(a < b for a, b in zip(h.frames, h.frames[1:]))
+            assert all(0 <= f < out_lens[b] for f in h.frames)
+            assert h.text == ids_to_text(h.tokens, tokens)
+        padded[b, out_lens[b]:] = torch.randn(T - out_lens[b], V)  # garbage is never read
+    assert decoder(padded.numpy(), out_lens) == results
+
+
+# ---------------------------------------------------------------------------------------------
+# Against pyctcdecode
+
+
+def test_agrees_with_pyctcdecode_without_lm():
+    pyctcdecode = pytest.importorskip("pyctcdecode")
+    tokens = ["<blank>", "a", "b", "c"]
+    theirs = pyctcdecode.build_ctcdecoder(["", "a", "b", "c"])
+    ours = BeamSearchDecoder(tokens, BeamSearchOptions(beam_width=64, **EXACT))
+    same = 0
+    for seed in range(20):
+        log_probs = _random_log_probs(seed, 1, 12, 4, peaky=1.5)[0]
+        text = theirs.decode(log_probs.numpy(), beam_width=64, beam_prune_logp=-1000,
+                             token_min_logp=-1000)
+        hyp = ours(log_probs[None], [12])[0][0]
+        their_ids = [tokens.index(ch) for ch in text]
+        # ours is at least as probable under the exact CTC objective, and usually the same
+        assert _ctc_log_prob(log_probs, hyp.tokens) >= _ctc_log_prob(log_probs, their_ids) - 1e-6
+        same += hyp.text == text
+    assert same >= 18
