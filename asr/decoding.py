@@ -582,4 +582,7 @@ class BeamSearchDecoder:
             ids = tuple(tokens[offsets[k]:offsets[k + 1]].tolist())
             hyps.append(Hypothesis(ids, ids_to_text(ids, self.tokens), score,
                                    tuple(frames[offsets[k]:offsets[k + 1]].tolist())))
-        return hyps
+        # with vocab_only, a prefix whose last word is no LM word scores -inf: drop those
+        # unless nothing else is left
+        finite = [h for h in hyps if h.score > -math.inf]
+        return finite or hyps[:1]

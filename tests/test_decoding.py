@@ -21,6 +21,7 @@ from asr.decoding import (
 from asr.lm import train_ngram
 
 TOKENS = ["<blank>", "|", "a", "b", "c", "d"]
+FUZZ_LM = train_ngram(["ab ba", "a b c", "cab dab", "d"] * 3, order=3)
 EXACT = dict(token_min_log_prob=-math.inf, beam_threshold=math.inf)  # no pruning but the width
 
 
@@ -191,10 +192,111 @@ def test_lm_needs_a_word_separator():
 
 
 # ---------------------------------------------------------------------------------------------
+# The compiled search against a plain reference
+
+
+def _reference_search(log_probs, tokens, o, lm):
+    """The same search written plainly: a dict of CTC states, LM scores recomputed from each
+    prefix's text, no bounds or early exits. log_probs [T, V]; returns [(tokens, score)]."""
+    sep, ln10 = tokens.index("|") if "|" in tokens else -1, math.log(10)
+    vocab = {w for w in (lm.vocab if lm else []) if w not in ("<s>", "</s>", "<unk>")
+             and set(w) <= set(tokens)}
+    unk_uni = lm.ngrams[("<unk>",)][0] if lm else 0.0
+
+    def word_gain(state, word):  # (gain, state, allowed) when `word` ends
+        if lm is None:
+            return o.beta, state, True
+        if word not in vocab and o.vocab_only:
+            return 0.0, state, False
+        log10_prob, state = lm.score_word(state, word)
+        extra = 0.0 if word in vocab else o.unk_score
+        return o.alpha * ln10 * log10_prob + o.beta + extra, state, True
+
+    def lm_info(prefix):  # (lm score of full words, look-ahead, state, partial word, allowed)
+        text = "".join(tokens[k] for k in prefix)
+        *full, partial = text.split("|")
+        state, score = (lm.begin_state() if lm else None), 0.0
+        for word in full:
+            if word:
+                gain, state, ok = word_gain(state, word)
+                if not ok:
+                    return None
+                score += gain
+        if lm is None or not partial:
+            return score, 0.0, state, partial
+        starts = [lm.ngrams[(w,)][0] for w in vocab if w.startswith(partial)]
+        if not starts and o.vocab_only:
+            return None
+        look = o.alpha * ln10 * max(starts) if starts else o.alpha * ln10 * unk_uni + o.unk_score
+        return score, look, state, partial
+
+    states = {((), 1): 0.0}  # (prefix, ends in blank) -> log prob
+    for lp in np.asarray(log_probs, dtype=np.float64):
+        best_c = 1 + int(np.argmax(lp[1:]))
+        cands = [c for c in range(1, len(lp)) if lp[c] >= o.token_min_log_prob]
+        if o.token_top_k:
+            cands = sorted(cands, key=lambda c: -lp[c])[:o.token_top_k]
+        if lp[best_c] >= lp[0] and best_c not in cands:
+            cands.append(best_c)
+        new: dict = {}
+
+        def add(key, value, new=new):
+            new[key] = np.logaddexp(new[key], value) if key in new else value
+
+        for (prefix, blank_end), value in states.items():
+            last = prefix[-1] if prefix else -1
+            add((prefix, 1), value + lp[0])
+            if not blank_end:
+                add((prefix, 0), value + lp[last])
+            for c in cands:
+                if c == last and not blank_end:
+                    continue
+                if lm_info(prefix + (c,)) is not None:
+                    add((prefix + (c,), 0), value + lp[c])
+        rank = {k: v + sum(lm_info(k[0])[:2]) for k, v in new.items()}
+        ordered = sorted(rank.values(), reverse=True)
+        cutoff = max(ordered[0] - o.beam_threshold, ordered[min(o.beam_width, len(ordered)) - 1])
+        states = {k: v for k, v in new.items() if rank[k] >= cutoff}
+    finals: dict = {}
+    for (prefix, _), value in states.items():
+        finals[prefix] = np.logaddexp(finals[prefix], value) if prefix in finals else value
+    results = []
+    for prefix, value in finals.items():
+        score, _, state, partial = lm_info(prefix)
+        if partial:
+            gain, state, ok = word_gain(state, partial)
+            score += gain if ok else -math.inf
+        if lm is not None and o.lm_eos:
+            score += o.alpha * ln10 * lm.score_word(state, "</s>")[0]
+        results.append((prefix, value + score))
+    results = sorted(results, key=lambda r: -r[1])[:o.n_best]
+    return [r for r in results if r[1] > -math.inf] or results[:1]
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_compiled_search_equals_reference(seed):
+    rng = np.random.default_rng(seed)
+    V, T = 3 + seed % 4, 8 + seed
+    tokens = TOKENS[:V]
+    lm = FUZZ_LM if seed % 2 else None
+    options = BeamSearchOptions(
+        beam_width=int(rng.integers(1, 10)), n_best=3, token_top_k=int(rng.integers(0, 3)),
+        token_min_log_prob=float(rng.choice([-math.inf, -4.0, -2.0])),
+        beam_threshold=float(rng.choice([math.inf, 6.0])), alpha=1.2, beta=0.4,
+        vocab_only=bool(seed % 4 == 3),
+    )
+    log_probs = _random_log_probs(seed, 1, T, V, peaky=1.5)[0].numpy()
+    ours = BeamSearchDecoder(tokens, options, lm)(log_probs[None], [T])[0]
+    expected = _reference_search(log_probs, tokens, options, lm)
+    if expected[0][1] == -math.inf:  # no prefix ends in an LM word (vocab_only): any will do
+        assert [h.score for h in ours] == [-math.inf]
+        return
+    assert [h.tokens for h in ours] == [r[0] for r in expected]
+    assert [h.score for h in ours] == pytest.approx([r[1] for r in expected], abs=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
 # Fuzzed invariants
-
-
-FUZZ_LM = train_ngram(["ab ba", "a b c", "cab dab", "d"] * 3, order=3)
 
 
 @settings(max_examples=60, deadline=None)
