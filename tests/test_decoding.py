@@ -198,7 +198,7 @@ def test_lm_needs_a_word_separator():
 def _reference_search(log_probs, tokens, o, lm):
     """The same search written plainly: a dict of CTC states, LM scores recomputed from each
     prefix's text, no bounds or early exits. log_probs [T, V]; returns [(tokens, score)]."""
-    sep, ln10 = tokens.index("|") if "|" in tokens else -1, math.log(10)
+    ln10 = math.log(10)
     vocab = {w for w in (lm.vocab if lm else []) if w not in ("<s>", "</s>", "<unk>")
              and set(w) <= set(tokens)}
     unk_uni = lm.ngrams[("<unk>",)][0] if lm else 0.0
