@@ -1,0 +1,76 @@
+"""AN4 (CMU census database): alphanumeric utterances, NIST sphere audio.
+
+Layout as released (`an4/`): `etc/an4_train.transcription` and `etc/an4_test.transcription`,
+lines `<s> TEXT </s> (uttid)` (the test file may lack the `<s> </s>` marks); audio
+`wav/an4_clstk/<spk>/<uttid>.sph` (train) and `wav/an4test_clstk/<spk>/<uttid>.sph` (test).
+The speaker is the uttid's middle field (`an251-fash-b` -> `fash`); utterance ids are
+`fash-an251-fash-b`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from asr.text import TextNormConfig
+from data_prep.common import (
+    Entry,
+    ImportResult,
+    Problem,
+    finish,
+    read_lines,
+    require,
+    require_dir,
+    resolve_listed,
+)
+
+SETS = {"train": ("an4_train.transcription", "an4_clstk"),
+        "test": ("an4_test.transcription", "an4test_clstk")}
+LINE = re.compile(r"^(?P<text>.*)\((?P<utt>[^()\s]+)\)\s*$")
+MARKS = re.compile(r"</?s>")
+
+
+def parse_line(line: str) -> tuple[str, str] | None:
+    """`<s> TEXT </s> (uttid)` -> (uttid, TEXT), or None."""
+    m = LINE.match(line.strip())
+    if m is None:
+        return None
+    return m["utt"], " ".join(MARKS.sub(" ", m["text"]).split())
+
+
+def set_entries(
+    src_dir: Path, set_name: str, trans: Path, wav_dir: Path, allow_outside: bool,
+    problems: list[Problem],
+) -> list[Entry]:
+    entries = []
+    for lineno, line in read_lines(trans, problems):
+        where = f"{trans}:{lineno}"
+        parsed = parse_line(line)
+        if parsed is None:
+            problems.append(Problem(where, "not a `<s> TEXT </s> (uttid)` line"))
+            continue
+        utt, text = parsed
+        fields = utt.split("-")
+        if len(fields) < 2 or not fields[1]:
+            problems.append(Problem(where, f"utterance id {utt!r} has no speaker field"))
+            continue
+        speaker = fields[1]
+        audio, reason = resolve_listed(src_dir, f"{speaker}/{utt}.sph", allow_outside, wav_dir)
+        if audio is None:
+            problems.append(Problem(where, reason))
+            continue
+        entries.append(Entry(set_name, f"{speaker}-{utt}", speaker, audio, text, where))
+    return entries
+
+
+def import_corpus(src_dir: Path, norm: TextNormConfig, allow_outside: bool = False) -> ImportResult:
+    src_dir = require_dir(src_dir, "AN4")
+    present = {s: v for s, v in SETS.items() if (src_dir / "etc" / v[0]).is_file()}
+    require(bool(present), f"{src_dir}: not an AN4 corpus (no etc/an4_train.transcription "
+                           "or etc/an4_test.transcription)")
+    problems: list[Problem] = []
+    entries = []
+    for set_name, (trans_name, wav_name) in present.items():
+        entries += set_entries(src_dir, set_name, src_dir / "etc" / trans_name,
+                               src_dir / "wav" / wav_name, allow_outside, problems)
+    return finish(entries, norm, problems)

@@ -1,0 +1,163 @@
+"""What the corpus importers share: the result types and the per-utterance checks.
+
+An importer reads a corpus's own layout into `Entry`s (one per utterance it finds) and hands them
+to `finish()`, which normalises the transcripts, drops duplicates, checks each audio header and
+turns every entry into an `Utterance` or a `Problem`. A bad file is never fatal; a directory that
+is not the corpus's layout at all is a `LayoutError`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from asr.audio import AudioError, audio_info
+from asr.datadir import Utterance
+from asr.text import TextNormConfig, normalize_text
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".sph")
+OUTSIDE_REASON = "path outside the corpus dir (pass --allow-outside-paths to accept it)"
+HEADER_THREADS = 8  # audio header reads are I/O bound; libsndfile releases the GIL
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str  # the file at fault (with `:line` for a line of a list file)
+    reason: str
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    sets: dict[str, list[Utterance]]  # set name -> utterances sorted by id
+    problems: list[Problem]
+
+
+class LayoutError(ValueError):
+    """The source dir is missing or is not laid out as the corpus is published."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """An utterance as an importer found it, before any check."""
+
+    set_name: str
+    utt_id: str
+    speaker: str
+    audio: Path
+    text: str  # raw transcript
+    where: str  # transcript location for problems: "file" or "file:line"
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise LayoutError(message) unless condition."""
+    if not condition:
+        raise LayoutError(message)
+
+
+def require_dir(src_dir: Path, corpus: str) -> Path:
+    """src_dir as an absolute path; LayoutError when it is not a directory."""
+    require(src_dir.is_dir(), f"{src_dir}: no such directory (expected a {corpus} corpus)")
+    return Path(os.path.abspath(src_dir))
+
+
+def speaker_prefixed(utt_id: str, speaker: str) -> str:
+    """Kaldi convention: an utterance id starts with its speaker id (`spk-utt` otherwise)."""
+    return utt_id if utt_id.startswith(speaker) else f"{speaker}-{utt_id}"
+
+
+def no_space(name: str) -> str:
+    """Whitespace in a name -> `_`, so it can be a Kaldi id."""
+    return "_".join(name.split())
+
+
+def resolve_listed(
+    src_dir: Path, listed: str, allow_outside: bool, base: Path | None = None
+) -> tuple[Path | None, str | None]:
+    """A path read from a corpus file -> (absolute path, None) or (None, reason).
+
+    Relative paths are taken from `base` (src_dir by default). Paths that resolve (symlinks
+    followed) outside src_dir are refused unless allow_outside.
+    """
+    listed = listed.strip()
+    if not listed:
+        return None, "empty audio path"
+    if listed.endswith("|"):
+        return None, f"pipe command {listed!r} is not supported (convert the audio to files)"
+    path = Path(os.path.abspath((base or src_dir) / listed))
+    if not allow_outside and not path.resolve().is_relative_to(src_dir.resolve()):
+        return None, OUTSIDE_REASON
+    return path, None
+
+
+def read_lines(path: Path, problems: list[Problem]) -> Iterator[tuple[int, str]]:
+    """Yield (line number, line) of a text file; a line that is not UTF-8 becomes a problem."""
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        problems.append(Problem(str(path), f"cannot read: {e.strerror}"))
+        return
+    for lineno, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            line = raw.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError:
+            problems.append(Problem(f"{path}:{lineno}", "not UTF-8"))
+            continue
+        if line.strip():
+            yield lineno, line.lstrip("\ufeff") if lineno == 1 else line
+
+
+def read_transcript(path: Path, problems: list[Problem]) -> str | None:
+    """A whole-file transcript (lines joined by spaces), or None (with a problem)."""
+    try:
+        return " ".join(path.read_bytes().decode("utf-8").lstrip("\ufeff").split())
+    except UnicodeDecodeError:
+        problems.append(Problem(str(path), "transcript is not UTF-8"))
+    except OSError as e:
+        problems.append(Problem(str(path), f"cannot read transcript: {e.strerror}"))
+    return None
+
+
+def audio_problem(path: Path) -> str | None:
+    """Why a file's audio header is unusable (cheap: the samples are not decoded), or None."""
+    try:
+        audio_info(path)
+    except AudioError as e:
+        return e.reason
+    return None
+
+
+def finish(entries: Sequence[Entry], norm: TextNormConfig, problems: list[Problem]) -> ImportResult:
+    """Entries -> checked utterances per set; each rejected entry becomes a Problem.
+
+    Checks, in order: id and speaker non-empty, transcript non-empty after normalisation,
+    id unique within its set, audio header readable.
+    """
+    kept: list[tuple[Entry, str]] = []
+    seen: dict[tuple[str, str], Entry] = {}
+    for e in entries:
+        text = normalize_text(e.text, norm)
+        if not e.utt_id or not e.speaker or any(c.isspace() for c in e.utt_id + e.speaker):
+            problems.append(Problem(e.where, f"bad utterance or speaker id {e.utt_id!r}"))
+        elif not text:
+            problems.append(Problem(e.where, f"empty transcript after normalisation ({e.utt_id})"))
+        elif (e.set_name, e.utt_id) in seen:
+            first = seen[e.set_name, e.utt_id]
+            problems.append(Problem(e.where, f"duplicate utterance id {e.utt_id} "
+                                             f"(first at {first.where})"))
+        else:
+            seen[e.set_name, e.utt_id] = e
+            kept.append((e, text))
+    with ThreadPoolExecutor(HEADER_THREADS) as pool:
+        reasons = list(pool.map(audio_problem, [e.audio for e, _ in kept]))
+    sets: dict[str, list[Utterance]] = {}
+    for (e, text), reason in zip(kept, reasons):
+        if reason:
+            problems.append(Problem(str(e.audio), reason))
+            continue
+        sets.setdefault(e.set_name, []).append(Utterance(e.utt_id, e.speaker, str(e.audio), text))
+    for utts in sets.values():
+        utts.sort(key=lambda u: u.utt_id)
+    return ImportResult(sets, problems)

@@ -1,0 +1,148 @@
+"""`asr prep CORPUS SRC_DIR OUT_DIR`: import a corpus into Kaldi-style data dirs.
+
+Writes `OUT_DIR/<set>/{wav.scp,text,utt2spk,spk2utt}` for every set of the corpus (plus `dev`,
+carved from `train`, with --dev-speakers or --dev-utts), `OUT_DIR/problems.tsv`
+(`file<TAB>reason` for each skipped utterance) and, last, `OUT_DIR/prep.json` (importer, source,
+normalisation, split, counts, problems). Exit status: 0; 1 with --strict when anything was
+skipped; 2 when SRC_DIR is missing or not laid out as the corpus is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from asr.datadir import (
+    DataDirError,
+    Utterance,
+    split_by_speaker,
+    split_by_utterance,
+    write_data_dir,
+)
+from asr.text import CASES, TextNormConfig
+from data_prep.common import ImportResult, LayoutError, Problem
+
+CORPORA = ("speechocean762", "librispeech", "an4", "ljspeech", "commonvoice", "fsdd", "folder",
+           "kaldi")
+PREP_JSON = "prep.json"
+PROBLEMS_TSV = "problems.tsv"
+
+
+class PrepError(ValueError):
+    """A request that cannot be carried out (reported in one line, exit status 2)."""
+
+
+def import_corpus(corpus: str, src_dir: Path, norm: TextNormConfig,
+                  allow_outside: bool) -> ImportResult:
+    if corpus not in CORPORA:
+        raise PrepError(f"unknown corpus {corpus!r} (one of {', '.join(CORPORA)})")
+    module = importlib.import_module(f"data_prep.{corpus}")
+    return module.import_corpus(src_dir, norm, allow_outside)
+
+
+def carve_dev(
+    sets: dict[str, list[Utterance]], dev_speakers: int | None, dev_utts: int | None, seed: int
+) -> dict[str, list[Utterance]]:
+    """Move held-out speakers (or utterances) of `train` into a new set `dev`."""
+    if not dev_speakers and not dev_utts:
+        return sets
+    if "train" not in sets:
+        raise PrepError(f"no train set to carve dev from (sets: {', '.join(sets) or 'none'})")
+    if "dev" in sets:
+        raise PrepError("the corpus has a dev set already; drop --dev-speakers/--dev-utts")
+    if dev_speakers:
+        train, dev = split_by_speaker(sets["train"], dev_speakers, seed)
+    else:
+        train, dev = split_by_utterance(sets["train"], dev_utts, seed)
+    return {**sets, "train": train, "dev": dev}
+
+
+def set_counts(sets: dict[str, list[Utterance]]) -> dict[str, dict[str, int]]:
+    return {name: {"utterances": len(utts), "speakers": len({u.speaker for u in utts})}
+            for name, utts in sets.items()}
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_outputs(out_dir: Path, sets: dict[str, list[Utterance]], problems: list[Problem],
+                  record: dict) -> None:
+    """The data dirs, problems.tsv, and prep.json last (its presence means prep is done)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, utts in sets.items():
+        write_data_dir(out_dir / name, utts)
+    _write_atomic(out_dir / PROBLEMS_TSV, "".join(f"{p.path}\t{p.reason}\n" for p in problems))
+    record = {**record, "sets": set_counts(sets),
+              "problems": [{"path": p.path, "reason": p.reason} for p in problems]}
+    _write_atomic(out_dir / PREP_JSON, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+
+
+def prep(args: argparse.Namespace) -> tuple[dict[str, list[Utterance]], list[Problem]]:
+    """Import, split and write; -> (sets written, problems)."""
+    src_dir, out_dir = Path(args.src_dir), Path(args.out_dir)
+    if not src_dir.is_dir():
+        raise PrepError(f"{src_dir}: no such directory")
+    norm = TextNormConfig(case=args.case, strip_punct=not args.keep_punct)
+    result = import_corpus(args.corpus, src_dir, norm, args.allow_outside_paths)
+    sets = {name: utts for name, utts in result.sets.items() if utts}
+    if not sets:
+        raise PrepError(f"{src_dir}: no usable utterances ({len(result.problems)} problems)")
+    sets = carve_dev(sets, args.dev_speakers, args.dev_utts, args.seed)
+    record = {
+        "corpus": args.corpus,
+        "src": os.path.abspath(src_dir),
+        "normalization": norm.to_dict(),
+        "dev_speakers": args.dev_speakers,
+        "dev_utts": args.dev_utts,
+        "seed": args.seed,
+        "allow_outside_paths": args.allow_outside_paths,
+    }
+    write_outputs(out_dir, sets, result.problems, record)
+    return sets, result.problems
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("corpus", metavar="CORPUS", choices=CORPORA,
+                        help=f"corpus layout, one of: {', '.join(CORPORA)}")
+    parser.add_argument("src_dir", metavar="SRC_DIR", help="the corpus as published (read only)")
+    parser.add_argument("out_dir", metavar="OUT_DIR", help="where the data dirs go (OUT_DIR/<set>)")
+    split = parser.add_mutually_exclusive_group()
+    split.add_argument("--dev-speakers", type=int, metavar="N",
+                       help="carve a speaker-disjoint dev set of N speakers from train")
+    split.add_argument("--dev-utts", type=int, metavar="N",
+                       help="carve a dev set of N utterances from train (one-speaker corpora)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the dev split (default 0)")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 if any utterance had to be skipped (outputs still written)")
+    parser.add_argument("--allow-outside-paths", action="store_true",
+                        help="accept audio paths in corpus files that lead outside SRC_DIR")
+    parser.add_argument("--case", choices=CASES, default="upper",
+                        help="transcript case (default upper)")
+    parser.add_argument("--keep-punct", action="store_true",
+                        help="keep punctuation in transcripts (default: it becomes spaces)")
+
+
+def run(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    try:
+        sets, problems = prep(args)
+    except (PrepError, LayoutError, DataDirError, OSError) as e:
+        print(f"asr prep: error: {e}", file=sys.stderr)
+        return 2
+    for p in problems:
+        print(f"{p.path}: {p.reason}", file=sys.stderr)
+    seconds = time.perf_counter() - start
+    for name, counts in set_counts(sets).items():
+        print(f"{name}: {counts['utterances']} utterances, {counts['speakers']} speakers")
+    print(f"asr prep {args.corpus}: {sum(len(u) for u in sets.values())} utterances in "
+          f"{len(sets)} sets -> {args.out_dir} in {seconds:.1f} s; {len(problems)} skipped"
+          + (f", see {Path(args.out_dir) / PROBLEMS_TSV}" if problems else ""))
+    return 1 if args.strict and problems else 0
