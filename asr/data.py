@@ -8,7 +8,6 @@ for CTC (T' < U + repeats), which would otherwise turn into an infinite loss.
 
 from __future__ import annotations
 
-import math
 import random
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -123,17 +122,18 @@ class BucketBatchSampler(torch.utils.data.Sampler):
 
     def global_batches(self) -> list[list[int]]:
         rng = random.Random(self.seed * 100003 + self.epoch)
-        jitter = self.cfg.length_jitter if self.shuffle else 0.0
+        ascending = self.cfg.sortagrad and self.epoch == 0
+        jitter = self.cfg.length_jitter if self.shuffle and not ascending else 0.0
         keys = [n * (1 + rng.uniform(-jitter, jitter)) for n in self.lengths]
         order = sorted(range(len(self.lengths)), key=lambda i: (keys[i], i))
-        budget = self.cfg.max_frames * self.world_size
-        max_utts = self.cfg.max_utts * self.world_size
         batches: list[list[int]] = []
         batch: list[int] = []
         longest = 0
         for i in order:
             longest_if_added = max(longest, self.lengths[i])
-            too_big = longest_if_added * (len(batch) + 1) > budget or len(batch) >= max_utts
+            per_rank = -(-(len(batch) + 1) // self.world_size)  # the biggest rank's share
+            too_big = (longest_if_added * per_rank > self.cfg.max_frames
+                       or per_rank > self.cfg.max_utts)
             if batch and too_big and len(batch) >= self.world_size:
                 batches.append(batch)
                 batch, longest_if_added = [], self.lengths[i]
@@ -143,7 +143,6 @@ class BucketBatchSampler(torch.utils.data.Sampler):
             batches.append(batch)
         if len(batches[-1:]) and len(batches[-1]) < self.world_size and len(batches) > 1:
             batches[-2].extend(batches.pop())  # every rank needs at least one utterance
-        ascending = self.cfg.sortagrad and self.epoch == 0
         if self.shuffle and not ascending:
             rng.shuffle(batches)
         return batches
@@ -200,7 +199,3 @@ def describe_skipped(skipped: Counter[str], total: int) -> str:
         return f"all {total} utterances usable"
     parts = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
     return f"skipped {sum(skipped.values())} of {total}: {parts}"
-
-
-def ceil_div(a: int, b: int) -> int:
-    return math.ceil(a / b)
