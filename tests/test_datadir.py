@@ -1,0 +1,146 @@
+"""Kaldi data dirs: exact files, round trip, validation errors, deterministic splits."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from helpers_data import write_audio, write_lines
+
+from asr.datadir import (
+    FILES,
+    DataDirError,
+    Utterance,
+    read_data_dir,
+    split_by_speaker,
+    split_by_utterance,
+    write_data_dir,
+)
+
+
+@pytest.fixture
+def utts(tmp_path):
+    audio = write_audio(tmp_path / "a.wav")
+    # out of order on purpose; "B" < "_" < "a" in byte order
+    return [Utterance("a-2", "a", str(audio), "HELLO WORLD"),
+            Utterance("_x-1", "_x", str(audio), "YES"),
+            Utterance("B-1", "B", str(audio), "NO"),
+            Utterance("a-1", "a", str(audio), "IT'S")]
+
+
+def test_files_are_exact_and_sorted_by_bytes(tmp_path, utts):
+    out = write_data_dir(tmp_path / "data", utts)
+    a = utts[0].audio
+    assert (out / "wav.scp").read_text() == f"B-1 {a}\n_x-1 {a}\na-1 {a}\na-2 {a}\n"
+    assert (out / "text").read_text() == "B-1 NO\n_x-1 YES\na-1 IT'S\na-2 HELLO WORLD\n"
+    assert (out / "utt2spk").read_text() == "B-1 B\n_x-1 _x\na-1 a\na-2 a\n"
+    assert (out / "spk2utt").read_text() == "B B-1\n_x _x-1\na a-1 a-2\n"
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)  # no temp files left
+
+
+def test_round_trip(tmp_path, utts):
+    write_data_dir(tmp_path / "data", utts)
+    assert read_data_dir(tmp_path / "data") == sorted(utts, key=lambda u: u.utt_id)
+
+
+def test_empty_transcript_round_trips(tmp_path, utts):
+    utts[0] = Utterance("a-2", "a", utts[0].audio, "")
+    write_data_dir(tmp_path / "data", utts)
+    assert [u.text for u in read_data_dir(tmp_path / "data")] == ["NO", "YES", "IT'S", ""]
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(utt_id="a-1"), "duplicate utterance id"),
+    (dict(utt_id="a 3"), "without whitespace"),
+    (dict(utt_id=""), "non-empty"),
+    (dict(speaker="a b"), "speaker"),
+    (dict(audio="rel/a.wav"), "not absolute"),
+    (dict(audio="/no/such/file.wav"), "does not exist"),
+    (dict(text="two\nlines"), "line break"),
+])
+def test_write_refuses_bad_utterances(tmp_path, utts, change, message):
+    bad = Utterance(**{**utts[0].__dict__, **change})
+    with pytest.raises(DataDirError, match=message):
+        write_data_dir(tmp_path / "data", [bad, *utts[1:]])
+    assert not (tmp_path / "data" / "wav.scp").exists()
+
+
+def test_write_refuses_nothing(tmp_path):
+    with pytest.raises(DataDirError, match="no utterances"):
+        write_data_dir(tmp_path / "data", [])
+
+
+def _break(data, name, lines):
+    write_lines(data / name, lines)
+
+
+@pytest.mark.parametrize("name, lines, message", [
+    ("text", ["B-1 NO", "_x-1 YES", "a-1 IT'S"], r"text: no entry for 'a-2'"),
+    ("utt2spk", ["B-1 B", "_x-1 _x", "a-1 a", "a-2 a", "c-1 c"], r"utt2spk:5: 'c-1' is not in wav"),
+    ("utt2spk", ["B-1 B", "B-1 B"], r"utt2spk:2: duplicate id 'B-1'"),
+    ("utt2spk", ["B-1 B", "_x-1", "a-1 a", "a-2 a"], r"utt2spk:2: no value"),
+    ("wav.scp", ["B-1 sox x.wav -t wav - |"], r"wav.scp:1: pipe commands"),
+    ("wav.scp", ["B-1 rel/x.wav"], r"wav.scp:1: audio path 'rel/x.wav' is not absolute"),
+    ("spk2utt", ["B B-1", "_x _x-1", "a a-1"], r"spk2utt: 'a-2' \(utt2spk\) is not listed"),
+    ("spk2utt", ["B B-1 a-1", "_x _x-1", "a a-1 a-2"], r"spk2utt:1: 'a-1' is not an utterance of"),
+    ("text", ["", "B-1 NO"], r"text:1: empty line"),
+])
+def test_read_errors_name_file_and_line(tmp_path, utts, name, lines, message):
+    data = write_data_dir(tmp_path / "data", utts)
+    _break(data, name, lines)
+    with pytest.raises(DataDirError, match=message):
+        read_data_dir(data)
+
+
+def test_read_missing_file_and_dir(tmp_path, utts):
+    data = write_data_dir(tmp_path / "data", utts)
+    (data / "utt2spk").unlink()
+    with pytest.raises(DataDirError, match="utt2spk: missing"):
+        read_data_dir(data)
+    with pytest.raises(DataDirError, match="no such directory"):
+        read_data_dir(tmp_path / "nothing")
+
+
+def test_read_not_utf8(tmp_path, utts):
+    data = write_data_dir(tmp_path / "data", utts)
+    (data / "text").write_bytes(b"B-1 caf\xe9\n")
+    with pytest.raises(DataDirError, match="text: not UTF-8"):
+        read_data_dir(data)
+
+
+# ----------------------------------------------------------------------------------------------
+# splits
+
+
+def many(n_speakers=10, per_speaker=3):
+    return [Utterance(f"s{s:02d}-{i}", f"s{s:02d}", f"/a/s{s}-{i}.wav", "X")
+            for s in range(n_speakers) for i in range(per_speaker)]
+
+
+def test_split_by_speaker_disjoint_complete_deterministic():
+    utts = many()
+    train, dev = split_by_speaker(utts, 3, seed=7)
+    assert len({u.speaker for u in dev}) == 3
+    assert not {u.speaker for u in train} & {u.speaker for u in dev}
+    assert sorted(train + dev, key=lambda u: u.utt_id) == utts
+    shuffled = utts[:]
+    random.Random(1).shuffle(shuffled)
+    assert split_by_speaker(shuffled, 3, seed=7) == (train, dev)  # input order does not matter
+    others = {tuple(u.speaker for u in split_by_speaker(utts, 3, seed=s)[1]) for s in range(10)}
+    assert len(others) > 1  # the seed matters
+
+
+@pytest.mark.parametrize("n", [0, 10, 11])
+def test_split_by_speaker_needs_enough_speakers(n):
+    with pytest.raises(DataDirError, match=f"cannot hold out {n} dev speakers from 10"):
+        split_by_speaker(many(), n, seed=0)
+
+
+def test_split_by_utterance():
+    utts = many(1, 20)
+    train, dev = split_by_utterance(utts, 5, seed=3)
+    assert len(dev) == 5 and len(train) == 15
+    assert sorted(train + dev, key=lambda u: u.utt_id) == sorted(utts, key=lambda u: u.utt_id)
+    assert split_by_utterance(utts[::-1], 5, seed=3) == (train, dev)
+    with pytest.raises(DataDirError, match="cannot hold out 20 dev utterances"):
+        split_by_utterance(utts, 20, seed=0)
