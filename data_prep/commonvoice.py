@@ -60,7 +60,7 @@ def set_entries(
         speaker, listed = no_space(row["client_id"] or ""), (row["path"] or "").strip()
         audio, reason = clip_path(src_dir, listed, allow_outside)
         if audio is None:
-            problems.append(Problem(where, reason))
+            problems.append(Problem(f"{where} ({listed})", reason))
             continue
         utt_id = f"{speaker}-{no_space(Path(listed).stem)}"
         entries.append(Entry(set_name, utt_id, speaker, audio, row["sentence"] or "", where))

@@ -1,0 +1,289 @@
+"""Corpus importers on tiny corpora in their published layouts, and the `asr prep` command."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+
+import pytest
+from helpers_data import (
+    make_an4,
+    make_commonvoice,
+    make_folder,
+    make_fsdd,
+    make_librispeech,
+    make_ljspeech,
+    make_speechocean762,
+    write_audio,
+    write_lines,
+)
+
+from asr.cli import main
+from asr.datadir import read_data_dir
+from asr.text import TextNormConfig
+from data_prep.common import ImportResult, LayoutError
+from data_prep.prep import CORPORA
+
+NORM = TextNormConfig()
+
+
+def texts(result: ImportResult) -> dict[str, dict[str, str]]:
+    """set -> {utt_id: text}"""
+    return {name: {u.utt_id: u.text for u in utts} for name, utts in result.sets.items()}
+
+
+def reasons(result: ImportResult) -> list[tuple[str, str]]:
+    """(file name, reason) of each problem, the line number kept."""
+    return [(Path(p.path).name, p.reason) for p in result.problems]
+
+
+def importer(corpus: str):
+    return importlib.import_module(f"data_prep.{corpus}").import_corpus
+
+
+def test_speechocean762(tmp_path):
+    root = make_speechocean762(tmp_path / "so")
+    result = importer("speechocean762")(root, NORM)
+    assert texts(result) == {
+        "train": {"0001-000010011": "WE CALL IT BEAR", "0001-000010035": "ZERO THREE FIVE",
+                  "0002-000020001": "IT'S A BOOK"},
+        "test": {"0009-000090001": "GOOD MORNING"},
+    }
+    utt = result.sets["train"][0]
+    assert utt.speaker == "0001" and utt.audio == str(root / "WAVE/SPEAKER0001/000010011.flac")
+    assert reasons(result) == [  # list-file problems, then transcripts, then audio
+        ("passwd)", "path outside the corpus dir (pass --allow-outside-paths to accept it)"),
+        ("outside.flac)", "path outside the corpus dir (pass --allow-outside-paths to accept it)"),
+        ("wav.scp:7 (flac -d -c x.flac |)", "pipe command 'flac -d -c x.flac |' is not "
+                                            "supported (convert the audio to files)"),
+        ("text:8", "empty transcript after normalisation (0002-000020007)"),
+        ("000020003.flac", "no such file"),
+    ]
+    assert result.problems[0].path == f"{root}/train/wav.scp:5 (../../etc/passwd)"
+
+
+def test_speechocean762_allow_outside(tmp_path):
+    root = make_speechocean762(tmp_path / "so")
+    result = importer("speechocean762")(root, NORM, allow_outside=True)
+    assert result.sets["train"][-1].audio == str(tmp_path / "outside.flac")
+    assert "0002-000020005" in texts(result)["train"]
+    assert ("passwd", "no such file") in reasons(result)  # let through, then not found
+
+
+def test_speechocean762_bad_lines(tmp_path):
+    root = make_speechocean762(tmp_path / "so")
+    with open(root / "test/text", "ab") as f:
+        f.write(b"000090001 AGAIN\n000090002 caf\xe9\n")
+    result = importer("speechocean762")(root, NORM)
+    assert ("text:3", "not UTF-8") in reasons(result)
+    assert any(r.startswith("duplicate id 000090001") for _, r in reasons(result))
+    assert texts(result)["test"] == {"0009-000090001": "GOOD MORNING"}
+
+
+def test_librispeech(tmp_path):
+    base = make_librispeech(tmp_path)
+    expected = {
+        "dev_clean": {"84-121-0000": "NORTHANGER ABBEY NUMBER 0",
+                      "84-121-0001": "NORTHANGER ABBEY NUMBER 1"},
+        "train_clean_100": {"19-198-0000": "NORTHANGER ABBEY NUMBER 0",
+                            "19-198-0001": "NORTHANGER ABBEY NUMBER 1"},
+    }
+    for src in (base, tmp_path):  # the LibriSpeech/ root, or the dir holding it
+        result = importer("librispeech")(src, NORM)
+        assert texts(result) == expected
+        [(name, reason)] = reasons(result)
+        assert name == "19-198-0002.flac" and reason.startswith("unreadable audio (")
+    one = importer("librispeech")(base / "dev-clean", NORM)
+    assert texts(one) == {"dev_clean": expected["dev_clean"]}
+    assert one.sets["dev_clean"][0].speaker == "84"
+
+
+def test_an4(tmp_path):
+    result = importer("an4")(make_an4(tmp_path), NORM)
+    assert texts(result) == {
+        "train": {"fash-an251-fash-b": "YES", "mblw-cen1-mblw-b": "ENTER SIX"},
+        "test": {"fcaw-an406-fcaw-b": "ERASE C Q"},
+    }
+    assert reasons(result) == [("an253-fash-b.sph", "no such file")]
+    assert result.sets["train"][0].speaker == "fash"
+
+
+def test_ljspeech(tmp_path):
+    make_ljspeech(tmp_path)
+    result = importer("ljspeech")(tmp_path, NORM)
+    assert texts(result) == {"train": {"LJ001-0001": "PRINTING IN ONE SENSE",
+                                       "LJ001-0002": "IN BEING COMPARATIVELY MODERN"}}
+    assert {u.speaker for u in result.sets["train"]} == {"LJ"}
+    assert reasons(result) == [("metadata.csv:3", "empty transcript after normalisation "
+                                                  "(LJ001-0003)")]
+
+
+def test_commonvoice(tmp_path):
+    result = importer("commonvoice")(make_commonvoice(tmp_path), NORM)
+    assert texts(result) == {
+        "train": {"aaa111-common_voice_en_1": "HELLO SHE SAID",
+                  "aaa111-common_voice_en_2": "GOOD NIGHT"},
+        "test": {"ccc333-common_voice_en_4": "YES"},
+    }
+    assert reasons(result) == [
+        ("passwd)", "path outside the corpus dir (pass --allow-outside-paths to accept it)"),
+        ("train.tsv:5", "empty transcript after normalisation (bbb222-common_voice_en_3)"),
+    ]
+
+
+def test_fsdd(tmp_path):
+    result = importer("fsdd")(make_fsdd(tmp_path), TextNormConfig(case="lower"))
+    sets = texts(result)
+    assert sorted(sets["test"]) == [f"{s}-{d}-{i}" for s in ("george", "jackson") for d in (0, 7)
+                                    for i in (3, 4)]
+    assert sorted(sets["train"]) == ["george-0-5", "george-0-6", "george-7-5", "george-7-6",
+                                     "jackson-0-5", "jackson-0-6", "jackson-7-5"]
+    assert sets["train"]["george-7-5"] == "seven" and sets["test"]["jackson-0-3"] == "zero"
+    [misnamed, corrupt] = reasons(result)
+    assert misnamed == ("notes.wav", "name is not {digit}_{speaker}_{index}")
+    assert corrupt[0] == "7_jackson_6.wav" and corrupt[1].startswith("unreadable audio (")
+
+
+def test_folder_sets(tmp_path):
+    result = importer("folder")(make_folder(tmp_path), NORM)
+    assert texts(result) == {
+        "test": {"carol-001": "BYE"},
+        "train": {"alice-001": "HELLO THERE", "alice-002": "OK", "bob-003": "BOB'S TURN"},
+    }
+    assert {u.utt_id: u.speaker for u in result.sets["train"]} == {
+        "alice-001": "alice", "alice-002": "alice", "bob-003": "bob"}
+    assert sorted(reasons(result)) == [
+        ("004.wav", "no transcript (.txt or .lab) next to it"),
+        ("bob-005.txt", "transcript is not UTF-8"),
+        ("loose_001.wav", "audio beside the set dirs, not in one"),
+    ]
+
+
+def test_folder_flat_is_train(tmp_path):
+    for name, text in (("spk1_a", "one"), ("spk1_b", "two"), ("x-1", "three"), ("solo", "four")):
+        write_audio(tmp_path / f"{name}.flac")
+        write_lines(tmp_path / f"{name}.txt", [text])
+    write_audio(tmp_path / "solo.wav")  # same id as solo.flac
+    write_lines(tmp_path / "solo.lab", ["four"])
+    result = importer("folder")(tmp_path, NORM)
+    assert texts(result) == {"train": {"spk1-a": "ONE", "spk1-b": "TWO", "x-1": "THREE",
+                                       "solo-solo": "FOUR"}}
+    assert [r for _, r in reasons(result)] == [f"duplicate utterance id solo-solo (first at "
+                                               f"{tmp_path / 'solo.txt'})"]
+
+
+def make_kaldi_dir(d: Path, audio_root: Path, rel: str) -> None:
+    write_audio(audio_root / "wav/a1.wav")
+    write_audio(audio_root / "wav/b1.wav")
+    write_lines(d / "wav.scp", [f"spkA-1 {rel}wav/a1.wav", f"u2 {rel}wav/b1.wav", "u3 sox x |"])
+    write_lines(d / "text", ["spkA-1 Hello", "u2 World", "u3 piped", "u4 orphan"])
+    write_lines(d / "utt2spk", ["spkA-1 spkA", "u2 spkB", "u3 spkB"])
+
+
+def test_kaldi_single_dir(tmp_path):
+    make_kaldi_dir(tmp_path / "train", tmp_path / "train", "")
+    result = importer("kaldi")(tmp_path / "train", NORM)
+    assert texts(result) == {"train": {"spkA-1": "HELLO", "spkB-u2": "WORLD"}}
+    assert reasons(result) == [
+        ("wav.scp:3 (sox x |)", "pipe command 'sox x |' is not supported (convert the audio "
+                                "to files)"),
+        ("text:4", "u4 has a transcript but no audio in wav.scp"),
+    ]
+
+
+def test_kaldi_subdirs_and_outside(tmp_path):
+    make_kaldi_dir(tmp_path / "data/train", tmp_path / "audio", "../audio/")
+    make_kaldi_dir(tmp_path / "data/test", tmp_path / "data", "")
+    result = importer("kaldi")(tmp_path / "data", NORM)
+    assert sorted(result.sets) == ["test"]  # train's audio lies outside data/
+    assert sum(r.startswith("path outside") for _, r in reasons(result)) == 2
+    result = importer("kaldi")(tmp_path / "data", NORM, allow_outside=True)
+    assert sorted(result.sets) == ["test", "train"]
+
+
+def test_kaldi_segments_refused(tmp_path):
+    make_kaldi_dir(tmp_path / "train", tmp_path / "train", "")
+    write_lines(tmp_path / "train/segments", ["spkA-1 rec 0.0 1.0"])
+    with pytest.raises(LayoutError, match="segments"):
+        importer("kaldi")(tmp_path / "train", NORM)
+
+
+@pytest.mark.parametrize("corpus", CORPORA)
+def test_layout_errors(tmp_path, corpus):
+    (tmp_path / "empty").mkdir()
+    write_lines(tmp_path / "empty/README", ["nothing here"])
+    with pytest.raises(LayoutError, match="empty"):
+        importer(corpus)(tmp_path / "empty", NORM)
+    with pytest.raises(LayoutError, match="no such directory"):
+        importer(corpus)(tmp_path / "missing", NORM)
+
+
+# ----------------------------------------------------------------------------------------------
+# asr prep
+
+
+def test_prep_writes_sets_json_and_problems(tmp_path, capsys):
+    root = make_speechocean762(tmp_path / "so")
+    out = tmp_path / "data"
+    assert main(["prep", "speechocean762", str(root), str(out), "--dev-speakers", "1"]) == 0
+    train, dev, test = (read_data_dir(out / s) for s in ("train", "dev", "test"))
+    assert len(train) + len(dev) == 3 and len(test) == 1
+    assert len({u.speaker for u in dev}) == 1
+    assert not {u.speaker for u in train} & {u.speaker for u in dev}
+    record = json.loads((out / "prep.json").read_text())
+    assert record["corpus"] == "speechocean762" and record["src"] == str(root)
+    assert record["normalization"] == NORM.to_dict() and record["seed"] == 0
+    assert record["sets"]["test"] == {"utterances": 1, "speakers": 1}
+    assert len(record["problems"]) == 5
+    tsv = (out / "problems.tsv").read_text().splitlines()
+    assert len(tsv) == 5 and tsv[-1] == f"{root}/WAVE/SPEAKER0002/000020003.flac\tno such file"
+    captured = capsys.readouterr()
+    assert f"{root}/WAVE/SPEAKER0002/000020003.flac: no such file" in captured.err
+    assert "test: 1 utterances, 1 speakers" in captured.out
+    assert "4 utterances in 3 sets" in captured.out and "5 skipped" in captured.out
+
+
+def test_prep_is_deterministic(tmp_path):
+    root = make_fsdd(tmp_path / "fsdd")
+    for out in ("a", "b"):
+        assert main(["prep", "fsdd", str(root), str(tmp_path / out), "--dev-utts", "3",
+                     "--seed", "5"]) == 0
+    for name in ("train/text", "dev/wav.scp", "test/spk2utt", "prep.json", "problems.tsv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert len(read_data_dir(tmp_path / "a/dev")) == 3
+
+
+def test_prep_options(tmp_path):
+    make_ljspeech(tmp_path / "lj")
+    out = tmp_path / "data"
+    assert main(["prep", "ljspeech", str(tmp_path / "lj"), str(out), "--case", "lower",
+                 "--keep-punct", "--strict"]) == 0  # "..." is a transcript when kept
+    assert [u.text for u in read_data_dir(out / "train")] == ["printing, in one sense",
+                                                               "in being comparatively modern.",
+                                                               "..."]
+    record = json.loads((out / "prep.json").read_text())
+    assert record["normalization"] == {"case": "lower", "strip_punct": False, "keep_chars": "'"}
+    assert main(["prep", "ljspeech", str(tmp_path / "lj"), str(out), "--strict"]) == 1
+    assert len(read_data_dir(out / "train")) == 2  # written all the same
+
+
+@pytest.mark.parametrize("args, message", [
+    (["fsdd", "{tmp}/missing"], "no such directory"),
+    (["fsdd", "{tmp}/so"], "not an FSDD corpus"),
+    (["speechocean762", "{tmp}/so", "--dev-speakers", "2"], "cannot hold out 2 dev speakers"),
+])
+def test_prep_clear_errors(tmp_path, capsys, args, message):
+    make_speechocean762(tmp_path / "so")
+    args = [a.format(tmp=tmp_path) for a in args]
+    assert main(["prep", args[0], args[1], str(tmp_path / "out"), *args[2:]]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("asr prep: error: ") and message in err and err.count("\n") == 1
+
+
+def test_prep_help_lists_corpora(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["prep", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert all(c in out for c in CORPORA)
