@@ -41,6 +41,15 @@ def save_checkpoint(obj: dict[str, Any], path: str | Path) -> None:
         raise
 
 
+def remove_partial_checkpoints(directory: str | Path) -> list[Path]:
+    """Delete the temporary files a killed `save_checkpoint` left behind in `directory`."""
+    removed = []
+    for tmp in Path(directory).glob(".*.pt.*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load with `weights_only=True`; anything that needs arbitrary unpickling is refused."""
     path = Path(path)

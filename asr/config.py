@@ -87,7 +87,7 @@ def from_dict(cls: type[T], values: dict[str, Any], where: str = "config") -> T:
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
-    """Dataclass -> plain dict of Python values (tuples become lists), ready for YAML or torch.save."""
+    """Dataclass -> plain dict of Python values (tuples become lists), for YAML or torch.save."""
 
     def plain(v: Any) -> Any:
         if dataclasses.is_dataclass(v):

@@ -29,7 +29,7 @@ class DataConfig:
     max_utts: int = 128  # utterances per batch and process, at most
     sortagrad: bool = False  # first epoch in ascending length order
     length_jitter: float = 0.1  # relative noise on lengths before bucketing, new each epoch
-    speed_perturb: tuple[float, ...] = ()  # time-stretch factors drawn per utterance, e.g. [0.9, 1.0, 1.1]
+    speed_perturb: tuple[float, ...] = ()  # time-stretch factors, one drawn per utterance
 
 
 @dataclass(frozen=True)
@@ -191,6 +191,9 @@ def make_loader(dataset: CTCDataset, sampler: BucketBatchSampler, speed_factors=
         batch_sampler=sampler,
         collate_fn=lambda s: collate(s, speed_factors),
         num_workers=0,  # reading memory-mapped features is cheap; keep the cores for compute
+        # its own generator: creating an iterator would otherwise draw from the global RNG,
+        # and a run resumed mid-epoch would then see different random numbers
+        generator=torch.Generator().manual_seed(0),
     )
 
 

@@ -30,7 +30,17 @@ import numpy as np
 import torch
 from numba import njit
 
-from asr.lm import BOS, EOS, UNK, NgramLM, NgramTables, table_build, table_find, tables_score_word
+from asr.lm import (
+    BOS,
+    EOS,
+    UNK,
+    NgramLM,
+    NgramTables,
+    table_build,
+    table_find,
+    table_insert,
+    tables_score_word,
+)
 
 BLANK_ID = 0
 BLANK = "<blank>"
@@ -254,7 +264,7 @@ class WordScorer(NamedTuple):
     lm: NgramTables
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _partial_node(ws, wn, c, V):
     """Trie node after appending token c to the partial word at node wn."""
     if wn < 0:
@@ -262,12 +272,12 @@ def _partial_node(ws, wn, c, V):
     return table_find(ws.trie_keys, ws.trie_vals, wn * V + c)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _lookahead(ws, wn):
     return ws.lookahead[wn] if wn >= 0 else ws.oov_lookahead
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _end_word(ws, state, wn):
     """The partial word at trie node wn != 0 ends: (score to add, LM state after the word,
     whether the word is allowed at all)."""
@@ -297,13 +307,14 @@ def _prefix_beam_search(log_probs, n_frames, beam_width, n_best, top_k, min_log_
     the N <= n_best best prefixes: prefix k is tokens[offsets[k]:offsets[k + 1]].
     """
     V = log_probs.shape[1]
-    # Prefix tree: node 0 is the empty prefix; the children of a node form a linked list.
+    # Prefix tree: node 0 is the empty prefix; children are found through a hash table
+    # (node * V + token -> child), rebuilt twice as large when half full.
     cap = 1024
     parent = np.empty(cap, np.int32)
     token = np.empty(cap, np.int32)
     frame = np.empty(cap, np.int32)
-    first_child = np.full(cap, -1, np.int32)
-    sibling = np.full(cap, -1, np.int32)
+    child_keys = np.full(4 * cap, -1, np.int64)
+    child_vals = np.empty(4 * cap, np.int32)
     lm_state = np.zeros(cap, np.int32)  # n-gram context after the prefix's last full word
     word_node = np.zeros(cap, np.int32)  # trie node of the current partial word
     lm_score = np.zeros(cap, np.float64)  # LM + word bonus of the prefix's full words
@@ -340,8 +351,6 @@ def _prefix_beam_search(log_probs, n_frames, beam_width, n_best, top_k, min_log_
             parent = _grown(parent, new_cap, 0)
             token = _grown(token, new_cap, 0)
             frame = _grown(frame, new_cap, 0)
-            first_child = _grown(first_child, new_cap, -1)
-            sibling = _grown(sibling, new_cap, -1)
             lm_state = _grown(lm_state, new_cap, 0)
             word_node = _grown(word_node, new_cap, 0)
             lm_score = _grown(lm_score, new_cap, 0.0)
@@ -352,6 +361,10 @@ def _prefix_beam_search(log_probs, n_frames, beam_width, n_best, top_k, min_log_
             next_lp = _grown(next_lp, 2 * new_cap, 0.0)
             stamp = _grown(stamp, 2 * new_cap, -1)
             cap = new_cap
+        if 2 * (n_nodes + n_beam_nodes * n_cands) > child_keys.shape[0]:
+            child_keys, child_vals = table_build(
+                parent[1:n_nodes].astype(np.int64) * V + token[1:n_nodes],
+                np.arange(1, n_nodes, dtype=np.int32), 4 * cap)
 
         # (1) stay: blank after either state, repeat of the last token after the token state
         n_touched = 0
@@ -387,9 +400,9 @@ def _prefix_beam_search(log_probs, n_frames, beam_width, n_best, top_k, min_log_
         # token loop can stop at the first token that cannot make it.
         for i in range(n_beam_nodes):
             node = beam_nodes[i]
-            node_rank[node] = _logaddexp(cur_lp[2 * node], cur_lp[2 * node + 1]) + lm_rank[node]
-        _sort_desc(beam_nodes, n_beam_nodes, node_rank)
-        _sort_desc(cands, n_cands, lp)
+            node_rank[i] = -(_logaddexp(cur_lp[2 * node], cur_lp[2 * node + 1]) + lm_rank[node])
+        beam_nodes[:n_beam_nodes] = beam_nodes[:n_beam_nodes][np.argsort(node_rank[:n_beam_nodes])]
+        n_sorted = 0  # cands[:n_sorted] are the most likely, in order (selection on demand)
         for i in range(n_beam_nodes):
             node = beam_nodes[i]
             pb, pnb = cur_lp[2 * node + END_BLANK], cur_lp[2 * node + END_TOKEN]
@@ -401,15 +414,20 @@ def _prefix_beam_search(log_probs, n_frames, beam_width, n_best, top_k, min_log_
             bound_sep = lm_score[node] + (0.0 if wn == 0 else ws.beta + max(0.0, ws.unk_score))
             bound = max(bound_char, bound_sep)
             for j in range(n_cands):
+                if j == n_sorted:
+                    top = j
+                    for q in range(j + 1, n_cands):
+                        if lp[cands[q]] > lp[cands[top]]:
+                            top = q
+                    cands[j], cands[top] = cands[top], cands[j]
+                    n_sorted += 1
                 c = cands[j]
                 if total + lp[c] + bound < cutoff:
                     break
                 value = (pb if c == last else total) + lp[c]
                 if value == -np.inf or value + (bound_sep if c == ws.sep else bound_char) < cutoff:
                     continue
-                child = first_child[node]
-                while child >= 0 and token[child] != c:
-                    child = sibling[child]
+                child = table_find(child_keys, child_vals, node * V + c)
                 if child < 0:  # make the prefix: carry the LM forward
                     child_wn, state, score = wn, lm_state[node], lm_score[node]
                     if c == ws.sep:
@@ -426,8 +444,7 @@ def _prefix_beam_search(log_probs, n_frames, beam_width, n_best, top_k, min_log_
                     child = n_nodes
                     n_nodes += 1
                     parent[child], token[child] = node, c
-                    first_child[child], sibling[child] = -1, first_child[node]
-                    first_child[node] = child
+                    table_insert(child_keys, child_vals, node * V + c, child)
                     word_node[child], lm_state[child], lm_score[child] = child_wn, state, score
                     lm_rank[child] = score + _lookahead(ws, child_wn)
                 elif in_beam[child] == t - 1:

@@ -300,20 +300,27 @@ def table_find(keys, vals, key):
 
 
 @njit(cache=True)
-def table_build(key_list, val_list):
-    """Hash table (keys, vals) holding `key_list[i] -> val_list[i]`, at most half full."""
+def table_insert(keys, vals, key, value):
+    """Store `key -> value` (overwriting); the table must have a free slot."""
+    mask = keys.shape[0] - 1
+    i = _slot(key, mask)
+    while keys[i] != -1 and keys[i] != key:
+        i = (i + 1) & mask
+    keys[i] = key
+    vals[i] = value
+
+
+@njit(cache=True)
+def table_build(key_list, val_list, min_capacity=16):
+    """Hash table (keys, vals) holding `key_list[i] -> val_list[i]`, at most half full; the
+    capacity is a power of two >= min_capacity."""
     capacity = 16
-    while capacity < 2 * key_list.shape[0]:
+    while capacity < max(2 * key_list.shape[0], min_capacity):
         capacity *= 2
     keys = np.full(capacity, -1, dtype=np.int64)
     vals = np.full(capacity, -1, dtype=np.int32)
-    mask = capacity - 1
     for n in range(key_list.shape[0]):
-        i = _slot(key_list[n], mask)
-        while keys[i] != -1 and keys[i] != key_list[n]:
-            i = (i + 1) & mask
-        keys[i] = key_list[n]
-        vals[i] = val_list[n]
+        table_insert(keys, vals, key_list[n], val_list[n])
     return keys, vals
 
 

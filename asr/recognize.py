@@ -215,7 +215,7 @@ def run_decode(args) -> int:
     text = format_report(report)
     (out / "wer.txt").write_text(text)
     summary = {
-        "wer": report.wer, "cer": report.cer, "utterances": len(hyps),
+        "wer": report.wer, "cer": report.cer, "utterances": len(hyps),  # percent
         "failed": acoustic.failed, "decoder": args.decoder, "beam": args.beam,
         "lm": args.lm, "alpha": args.alpha, "beta": args.beta,
         "acoustic_seconds": acoustic.seconds, "decode_seconds": decode_seconds,
@@ -258,7 +258,7 @@ def run_tune_lm(args) -> int:
     print("alpha  beta    WER%    CER%")
     for g in grid:
         mark = "  <- best" if g is best else ""
-        print(f"{g['alpha']:5.2f} {g['beta']:5.2f} {100 * g['wer']:7.2f} {100 * g['cer']:7.2f}{mark}")
+        print(f"{g['alpha']:5.2f} {g['beta']:5.2f} {g['wer']:7.2f} {g['cer']:7.2f}{mark}")
     if args.out:
         Path(args.out).write_text(json.dumps({"best": best, "grid": grid}, indent=2))
     return 0

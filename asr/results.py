@@ -41,8 +41,8 @@ def decode_rows(exp: Path) -> list[dict]:
         if s.get("lm"):
             label += f" + {Path(s['lm']).name} (alpha {s['alpha']}, beta {s['beta']})"
         rtf = (s["acoustic_seconds"] + s["decode_seconds"]) / max(1e-9, s["audio_seconds"])
-        rows.append({"set": set_name, "decoder": label, "wer": 100 * s["wer"],
-                     "cer": 100 * s["cer"], "utts": s["utterances"],
+        rows.append({"set": set_name, "decoder": label, "wer": s["wer"],
+                     "cer": s["cer"], "utts": s["utterances"],
                      "failed": len(s.get("failed", {})), "rtf": rtf})
     return rows
 
@@ -69,7 +69,7 @@ def write_results(exp: Path, title: str) -> Path:
             f"subsampling x{mc['subsample']}, {params / 1e6:.2f} M parameters, "
             f"{len(ckpt['tokens'])} tokens",
             f"- trained {st.get('epoch', '?')} epochs, {st.get('step', '?')} steps; "
-            f"best dev CER (greedy, during training) {100 * st.get('best_cer', float('nan')):.2f}% "
+            f"best dev CER (greedy, during training) {st.get('best_cer', float('nan')):.2f}% "
             f"at epoch {st.get('best_epoch', -1) + 1}",
         ]
         if st.get("train_seconds"):
@@ -87,8 +87,8 @@ def write_results(exp: Path, title: str) -> Path:
                   "|---:|---:|---:|---:|---:|"]
         for r in rows_m:
             lines.append(f"| {int(r['epoch']) + 1} | {float(r['train_loss']):.3f} | "
-                         f"{float(r['dev_loss']):.3f} | {100 * float(r['dev_cer']):.2f} | "
-                         f"{100 * float(r['dev_wer']):.2f} |")
+                         f"{float(r['dev_loss']):.3f} | {float(r['dev_cer']):.2f} | "
+                         f"{float(r['dev_wer']):.2f} |")
     lines += ["", f"- hardware: {hardware()}",
               f"- written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `asr results`", ""]
     out = exp / "RESULTS.md"

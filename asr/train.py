@@ -24,7 +24,12 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from asr.checkpoint import average_checkpoints, load_checkpoint, save_checkpoint
+from asr.checkpoint import (
+    average_checkpoints,
+    load_checkpoint,
+    remove_partial_checkpoints,
+    save_checkpoint,
+)
 from asr.config import ConfigError, load_config, save_config, to_dict
 from asr.data import BucketBatchSampler, CTCDataset, DataConfig, describe_skipped, make_loader
 from asr.decoding import GreedyDecoder
@@ -162,7 +167,7 @@ def ctc_loss_sum(model, batch, device, amp: bool):
 
 @torch.no_grad()
 def evaluate(model, loader, device, tokens: list[str], amp: bool) -> dict[str, float]:
-    """Dev loss per token and greedy CER/WER."""
+    """Dev loss per token and greedy CER/WER (percent)."""
     model.eval()
     decoder = GreedyDecoder(tokens)
     total_loss, total_tokens = 0.0, 0
@@ -225,6 +230,7 @@ def model_only(ckpt: dict) -> dict:
 # Metrics
 
 
+PLOT_EVERY_S = 60.0  # redraw curves.png at most this often (and after the last epoch)
 METRIC_FIELDS = [
     "epoch", "step", "lr", "train_loss", "dev_loss", "dev_cer", "dev_wer",
     "epoch_seconds", "audio_hours_per_hour",
@@ -257,8 +263,8 @@ def plot_curves(csv_path: Path, png_path: Path) -> None:
     ax1.plot(epochs, [float(r["dev_loss"]) for r in rows], "o-", label="dev")
     ax1.set(xlabel="epoch", ylabel="CTC loss per token", title="Loss")
     ax1.legend()
-    ax2.plot(epochs, [100 * float(r["dev_cer"]) for r in rows], "o-", label="dev CER")
-    ax2.plot(epochs, [100 * float(r["dev_wer"]) for r in rows], "o-", label="dev WER")
+    ax2.plot(epochs, [float(r["dev_cer"]) for r in rows], "o-", label="dev CER")
+    ax2.plot(epochs, [float(r["dev_wer"]) for r in rows], "o-", label="dev WER")
     ax2.set(xlabel="epoch", ylabel="%", title="Greedy error rates")
     ax2.legend()
     for ax in (ax1, ax2):
@@ -302,6 +308,9 @@ def train(args) -> int:
     rt = setup_runtime(args.device)
     resume_ckpt = None
     if args.resume:
+        if rt.is_main:
+            for tmp in remove_partial_checkpoints(exp) if exp.is_dir() else []:
+                print(f"removed {tmp}, left by a run killed while saving")
         last = exp / "last.pt"
         if last.exists():
             resume_ckpt = load_checkpoint(last, map_location="cpu")
@@ -384,9 +393,11 @@ def train(args) -> int:
         vocab.save(exp / "tokens.txt")
         print(f"device {rt.device} (x{rt.world_size}), amp {amp}; "
               f"model {count_parameters(model) / 1e6:.2f}M parameters")
+        n_train = len(train_set) + sum(train_set.skipped.values())
         print(f"train: {len(train_set)} utterances, {train_set.audio_seconds / 3600:.2f} h "
-              f"({describe_skipped(train_set.skipped, len(train_set) + sum(train_set.skipped.values()))}); "
-              f"dev: {len(dev_set)} utterances; {steps_per_epoch} steps per epoch")
+              f"({describe_skipped(train_set.skipped, n_train)}); "
+              f"dev: {len(dev_set)} utterances; "
+              f"{steps_per_epoch} steps per epoch")
 
     def save(name: str, full: bool = True) -> None:
         if not rt.is_main:
@@ -397,6 +408,7 @@ def train(args) -> int:
         save_checkpoint(ckpt if full else model_only(ckpt), exp / name)
 
     model.train()
+    last_plot = 0.0
     while state.epoch < cfg.epochs:
         epoch = state.epoch
         train_sampler.set_epoch(epoch, start_batch=state.batch_in_epoch)
@@ -455,11 +467,13 @@ def train(args) -> int:
                 "audio_hours_per_hour": epoch_audio / max(1e-9, epoch_seconds),
             }
             append_metrics(exp / "metrics.csv", row)
-            plot_curves(exp / "metrics.csv", exp / "curves.png")
+            if time.time() - last_plot > PLOT_EVERY_S or state.epoch == cfg.epochs:
+                plot_curves(exp / "metrics.csv", exp / "curves.png")
+                last_plot = time.time()
             log.scalars({"train/loss": row["train_loss"], "dev/loss": dev["loss"],
                          "dev/cer": dev["cer"], "dev/wer": dev["wer"], "lr": row["lr"]}, state.step)
             print(f"epoch {epoch + 1}: train loss {row['train_loss']:.3f}, dev loss "
-                  f"{dev['loss']:.3f}, dev CER {100 * dev['cer']:.2f}%, WER {100 * dev['wer']:.2f}%, "
+                  f"{dev['loss']:.3f}, dev CER {dev['cer']:.2f}%, WER {dev['wer']:.2f}%, "
                   f"{epoch_seconds:.0f} s, {row['audio_hours_per_hour']:.1f} audio-h/h", flush=True)
             improved = dev["cer"] < state.best_cer
             if improved:
@@ -485,6 +499,7 @@ def train(args) -> int:
         if int(stop):
             if rt.is_main:
                 print(f"early stop: no better dev CER for {cfg.patience} epochs")
+                plot_curves(exp / "metrics.csv", exp / "curves.png")
             break
 
     if rt.is_main:
@@ -510,10 +525,9 @@ def finish(exp: Path, cfg: TrainConfig, state: TrainState, dev_loader, vocab, rt
             model = CTCModel(ModelConfig_from(ckpt), ckpt["vocab_size"]).to(rt.device)
             model.load_state_dict(ckpt["model"])
             dev = evaluate(model, dev_loader, rt.device, vocab.tokens, False)
-            print(f"avg of {len(paths)} epochs: dev CER {100 * dev['cer']:.2f}%, "
-                  f"WER {100 * dev['wer']:.2f}%")
+            print(f"avg of {len(paths)} epochs: dev CER {dev['cer']:.2f}%, WER {dev['wer']:.2f}%")
     speed = state.audio_seconds / max(1e-9, state.train_seconds)
-    print(f"done: best dev CER {100 * state.best_cer:.2f}% at epoch {state.best_epoch + 1}; "
+    print(f"done: best dev CER {state.best_cer:.2f}% at epoch {state.best_epoch + 1}; "
           f"{state.audio_seconds / 3600:.2f} audio-h in {state.train_seconds / 60:.1f} min of "
           f"training steps ({speed:.1f} audio-h/h)")
 

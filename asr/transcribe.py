@@ -254,7 +254,8 @@ def plot_alignment(recognizer: Recognizer, decoder, wave: np.ndarray, png: Path,
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help="audio files (any format and rate)")
+    parser.add_argument("files", nargs="+", metavar="FILE",
+                        help="audio files (any format and rate)")
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--format", choices=["text", "json", "srt"], default="text")
     parser.add_argument("--out", help="directory for one output file per input (default: stdout)")

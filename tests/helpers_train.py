@@ -60,7 +60,8 @@ def run_asr(args: list[str], env: dict | None = None, check: bool = True, prefix
     proc = subprocess.run(cmd + [str(a) for a in args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
-        raise AssertionError(f"asr {args[0]} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"asr {args[0]} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
@@ -68,7 +69,7 @@ def tiny_train_args(root: Path, out: Path, *overrides: str) -> list[str]:
     base = [
         "model.subsample=2", "model.conv_channels=4", "model.num_layers=1",
         "model.hidden_size=32", "model.dropout=0.0", "model.spec_augment=null",
-        "optim.lr=0.01", "optim.warmup_steps=5", "optim.final_lr_ratio=0.5",
+        "optim.lr=0.003", "optim.warmup_steps=1", "optim.final_lr_ratio=1.0",
         "data.max_frames=1200", "data.max_utts=4", "num_threads=1",
     ]
     args = ["train", "--train", root / "data" / "train", "--dev", root / "data" / "dev",

@@ -7,7 +7,7 @@ import torch
 
 from asr.checkpoint import CheckpointError, average_checkpoints, load_checkpoint, save_checkpoint
 from asr.config import ConfigError, from_dict, load_config, to_dict
-from asr.model import CTCModel, ModelConfig, spec_augment, SpecAugmentConfig
+from asr.model import CTCModel, ModelConfig, SpecAugmentConfig, spec_augment
 
 
 def small_config(**kw) -> ModelConfig:

@@ -2,9 +2,9 @@
 
 import random
 
-from asr.data import BucketBatchSampler, DataConfig, collate, stretch_time
-
 import torch
+
+from asr.data import BucketBatchSampler, DataConfig, collate, stretch_time
 
 
 def lengths(n=300, seed=0):
@@ -65,7 +65,8 @@ def test_resume_mid_epoch_continues_the_same_sequence():
 
 
 def test_collate_pads_and_keeps_lengths():
-    samples = [("a", torch.ones(5, 3), torch.tensor([1, 2])), ("b", torch.ones(2, 3), torch.tensor([3]))]
+    samples = [("a", torch.ones(5, 3), torch.tensor([1, 2])),
+               ("b", torch.ones(2, 3), torch.tensor([3]))]
     batch = collate(samples)
     assert batch["feats"].shape == (2, 5, 3)
     assert batch["feat_lens"].tolist() == [5, 2]
