@@ -401,7 +401,8 @@ def _prefix_beam_search(log_probs, n_frames, beam_width, n_best, top_k, min_log_
         for i in range(n_beam_nodes):
             node = beam_nodes[i]
             node_rank[i] = -(_logaddexp(cur_lp[2 * node], cur_lp[2 * node + 1]) + lm_rank[node])
-        beam_nodes[:n_beam_nodes] = beam_nodes[:n_beam_nodes][np.argsort(node_rank[:n_beam_nodes])]
+        order = np.argsort(node_rank[:n_beam_nodes])  # best prefixes first
+        beam_nodes[:n_beam_nodes] = beam_nodes[:n_beam_nodes][order]
         n_sorted = 0  # cands[:n_sorted] are the most likely, in order (selection on demand)
         for i in range(n_beam_nodes):
             node = beam_nodes[i]
@@ -428,25 +429,29 @@ def _prefix_beam_search(log_probs, n_frames, beam_width, n_best, top_k, min_log_
                 if value == -np.inf or value + (bound_sep if c == ws.sep else bound_char) < cutoff:
                     continue
                 child = table_find(child_keys, child_vals, node * V + c)
-                if child < 0:  # make the prefix: carry the LM forward
-                    child_wn, state, score = wn, lm_state[node], lm_score[node]
+                if child < 0:  # a new prefix: carry the LM forward, make it if it is kept
+                    child_wn, state, lm_part = wn, lm_state[node], lm_score[node]
                     if c == ws.sep:
                         if wn != 0:
                             gain, state, ok = _end_word(ws, state, wn)
                             if not ok:
                                 continue
-                            score += gain
+                            lm_part += gain
                         child_wn = 0
                     else:
                         child_wn = _partial_node(ws, wn, c, V)
                         if child_wn < 0 and ws.vocab_only:
                             continue
+                    rank = lm_part + _lookahead(ws, child_wn)
+                    if value + rank < cutoff:
+                        continue
                     child = n_nodes
                     n_nodes += 1
                     parent[child], token[child] = node, c
                     table_insert(child_keys, child_vals, node * V + c, child)
-                    word_node[child], lm_state[child], lm_score[child] = child_wn, state, score
-                    lm_rank[child] = score + _lookahead(ws, child_wn)
+                    word_node[child], lm_state[child], lm_score[child] = child_wn, state, lm_part
+                    lm_rank[child] = rank
+                    in_beam[child] = NO_FRAME
                 elif in_beam[child] == t - 1:
                     continue  # merged in (2)
                 score = value + lm_rank[child]
