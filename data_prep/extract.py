@@ -1,8 +1,11 @@
 """`asr features DATA_SET_DIR FEATS_DIR --config conf/fbank.yaml`: features of a data dir into a
 feature store (asr.featstore), shard by shard on all cores.
 
-Each worker process runs one shard at a time with one torch thread: load each utterance's audio,
-compute its features alone (so they never depend on what else is in a batch), write the shard.
+Shards that an earlier run finished are kept (checked in this process). Each worker process
+makes one shard at a time with one torch thread: load each utterance's audio, compute its
+features alone (so they never depend on what else is in a batch), write the shard. A set of fewer
+than MIN_UTTS_FOR_WORKERS utterances to do is done in this process unless --jobs is given:
+starting a worker (importing torch) would take longer than the work.
 Audio that cannot be read or is shorter than one frame is reported (problems.tsv, stderr) and
 skipped. Without --cmvn the set is a training set and its global CMVN statistics are computed
 from the stored frames; with --cmvn STATS (dev/test sets) those statistics are copied in.
@@ -41,6 +44,8 @@ from asr.features import (
     load_feature_config,
 )
 
+MIN_UTTS_FOR_WORKERS = 1000  # ~2.5 s of work in one process: less than starting workers costs
+
 
 @dataclass(frozen=True)
 class ShardJob:
@@ -61,6 +66,7 @@ class ShardDone:
 class Summary:
     num_utts: int  # in the data dir
     num_frames: int  # stored
+    made_frames: int  # stored by this run (not in reused shards)
     problems: tuple[Problem, ...]
     shards: int
     reused_shards: int
@@ -91,28 +97,42 @@ def utterance_features(path: str, cfg: FeatureConfig) -> np.ndarray:
     return compute_features_single(torch.from_numpy(wave), cfg).numpy()
 
 
-def extract_shard(job: ShardJob) -> ShardDone:
-    """Make one shard, or reuse it if an earlier run finished it."""
-    ids = [u for u, _ in job.utts]
-    F = job.cfg.num_features
-    record = featstore.read_done_shard(job.feats_dir, job.shard, ids, F)
-    reused = record is not None
-    if record is None:
-        feats, problems = [], []
-        with torch_threads(1), torch.inference_mode():
-            for utt_id, path in job.utts:
-                try:
-                    feats.append((utt_id, utterance_features(path, job.cfg)))
-                except (AudioError, FeatureError) as e:
-                    problems.append(Problem(utt_id, path, str(e)))
-        record = featstore.write_shard(job.feats_dir, job.shard, feats, problems, F)
+def shard_done(job: ShardJob, record: ShardRecord, reused: bool) -> ShardDone:
     # Statistics always from the stored frames: a reused shard gives the same sums.
     stats = CmvnStats.from_feats(featstore.load_shard(job.feats_dir, job.shard))
     return ShardDone(record, stats, reused)
 
 
+def extract_shard(job: ShardJob) -> ShardDone:
+    """Make one shard: features of its utterances, the failures as problems."""
+    feats, problems = [], []
+    with torch_threads(1), torch.inference_mode():
+        for utt_id, path in job.utts:
+            try:
+                feats.append((utt_id, utterance_features(path, job.cfg)))
+            except (AudioError, FeatureError) as e:
+                problems.append(Problem(utt_id, path, str(e)))
+    record = featstore.write_shard(job.feats_dir, job.shard, feats, problems, job.cfg.num_features)
+    return shard_done(job, record, reused=False)
+
+
+def reuse_shard(job: ShardJob) -> ShardDone | None:
+    """The shard as an earlier run finished it, or None if it must be made."""
+    ids = [u for u, _ in job.utts]
+    record = featstore.read_done_shard(job.feats_dir, job.shard, ids, job.cfg.num_features)
+    return None if record is None else shard_done(job, record, reused=True)
+
+
+def choose_workers(requested: int | None, jobs: Sequence[ShardJob]) -> int:
+    """Worker processes for these shards: as requested, else all cores, except that a small
+    amount of work is done in this process (a worker takes ~2 s to start: it imports torch)."""
+    if requested is None and sum(len(j.utts) for j in jobs) < MIN_UTTS_FOR_WORKERS:
+        return 1
+    return max(1, min(requested or default_jobs(), len(jobs)))
+
+
 def _run_jobs(jobs: Sequence[ShardJob], num_workers: int) -> Iterator[ShardDone]:
-    """ShardDone per job, in completion order."""
+    """ShardDone per job, in completion order; one worker means this process."""
     if num_workers <= 1:
         yield from map(extract_shard, jobs)
         return
@@ -132,6 +152,7 @@ def extract_set(
 ) -> Summary:
     """Features of (utt_id, audio path) pairs into the store `feats_dir`.
 
+    num_workers: processes (None: all cores, or this one for a small set).
     cmvn_from: a cmvn.npz to copy in; None computes the statistics of this set.
     Raises FeatureStoreError (disk full, a store of another config, no frames for CMVN)."""
     start = time.perf_counter()
@@ -144,15 +165,20 @@ def extract_set(
         ShardJob(str(feats_dir), k, tuple((u, paths[u]) for u in ids), cfg)
         for k, ids in enumerate(shards)
     ]
-    num_workers = min(num_workers or default_jobs(), max(len(jobs), 1))
     done: list[ShardDone] = []
     with tqdm(total=len(paths), desc="features", unit="utt", disable=not progress,
               file=sys.stderr, mininterval=1.0) as bar:
-        for shard_done in _run_jobs(jobs, num_workers):
-            for p in shard_done.record.problems:
-                bar.write(f"skipping {p.utt_id} ({p.path}): {p.reason}", file=sys.stderr)
-            done.append(shard_done)
-            bar.update(len(shard_done.record.utt_ids))
+        todo = []
+        for job in jobs:
+            reused = reuse_shard(job)
+            if reused is None:
+                todo.append(job)
+            else:
+                done.append(reused)
+                _report(reused, bar)
+        for made in _run_jobs(todo, choose_workers(num_workers, todo)):
+            done.append(made)
+            _report(made, bar)
     done.sort(key=lambda d: d.record.shard)
     if cmvn_from is None:
         stats = sum((d.stats for d in done), CmvnStats.zeros(cfg.num_features))
@@ -164,11 +190,18 @@ def extract_set(
     return Summary(
         num_utts=len(paths),
         num_frames=sum(d.record.num_frames for d in done),
+        made_frames=sum(d.record.num_frames for d in done if not d.reused),
         problems=tuple(p for d in done for p in d.record.problems),
         shards=len(done),
         reused_shards=sum(d.reused for d in done),
         seconds=time.perf_counter() - start,
     )
+
+
+def _report(done: ShardDone, bar: tqdm) -> None:
+    for p in done.record.problems:
+        bar.write(f"skipping {p.utt_id} ({p.path}): {p.reason}", file=sys.stderr)
+    bar.update(len(done.record.utt_ids))
 
 
 def _check_cmvn_file(path: Path, cfg: FeatureConfig) -> None:
@@ -184,13 +217,15 @@ def _check_cmvn_file(path: Path, cfg: FeatureConfig) -> None:
 
 
 def format_summary(summary: Summary, feats_dir: Path, cfg: FeatureConfig) -> str:
-    hours = summary.num_frames * cfg.frame_shift_ms / 1000 / 3600
-    speed = hours * 3600 / max(summary.seconds, 1e-9)
+    shift_s = cfg.frame_shift_ms / 1000
+    hours = summary.num_frames * shift_s / 3600
+    speed = summary.made_frames * shift_s / max(summary.seconds, 1e-9)
     text = (
         f"asr features: {summary.num_stored} of {summary.num_utts} utterances -> {feats_dir} "
         f"({summary.num_frames} frames, {hours:.2f} h, {summary.shards} shards"
         f"{f', {summary.reused_shards} reused' if summary.reused_shards else ''}) "
-        f"in {summary.seconds:.1f} s ({speed:.0f}x real time)"
+        f"in {summary.seconds:.1f} s"
+        f"{f' ({speed:.0f}x real time)' if summary.made_frames else ''}"
     )
     if summary.problems:
         text += f"; {len(summary.problems)} skipped, see {feats_dir / featstore.PROBLEMS_NAME}"
@@ -209,7 +244,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="cmvn.npz of the training set to copy in (dev/test sets); "
                              "without it, this set's own statistics are computed")
     parser.add_argument("--jobs", type=int, default=None,
-                        help=f"worker processes (default: all cores, {default_jobs()} here)")
+                        help=f"worker processes (default: all cores, {default_jobs()} here; "
+                             f"none for fewer than {MIN_UTTS_FOR_WORKERS} utterances)")
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 if any utterance had to be skipped")
     parser.add_argument("--utts-per-shard", type=int, default=featstore.UTTS_PER_SHARD,

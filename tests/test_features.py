@@ -3,7 +3,7 @@ consistency, deltas, CMVN statistics, configs.
 
 Tolerances (float32 throughout):
 - fbank vs kaldi.fbank (dither 0, Kaldi defaults): |diff| <= 1e-4 in natural-log energy.
-  On CPU the two agree bit for bit; the bound leaves room for other FFT/BLAS back ends.
+  On CPU the two agree to ~1e-6 (|X|^2 is formed as re^2 + im^2, not abs()^2).
 - MFCC vs librosa.feature.mfcc (same n_fft/hop/window/mel settings): |diff| <= 2e-3 + 1e-5 * |ref|
   on cepstra of magnitude up to ~600 (a relative error of ~1e-6, float32 rounding in the FFT).
 - batch vs alone: |diff| <= 1e-4 + 1e-5 * |alone| (float32 FFT and matrix products of another
