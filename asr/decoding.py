@@ -13,9 +13,19 @@ last token and by the frame's candidate tokens, states reached twice are merged 
 the `beam_width` best (acoustic + LM) states survive. With one state kept this is greedy search.
 
 Word LM (shallow fusion): when a prefix's word ends, on `|` and at the end of the utterance, its
-score gains `alpha * ln p(word | history) + beta`; `</s>` is scored at the end. Words
-are looked up through a trie over the LM vocabulary spelled in tokens, so the LM state of a
-prefix is two ints (n-gram context, trie node) and the search runs inside one numba function.
+score gains `alpha * ln p(word | history) + beta` (plus `unk_score` for a word outside the LM
+vocabulary); `</s>` is scored at the end. Until then a partial word is ranked with a look-ahead,
+the best unigram it can still become. Words are looked up through a trie over the LM vocabulary
+spelled in tokens, so the LM state of a prefix is two ints (n-gram context, trie node).
+
+Speed: the whole search for one utterance is one numba function over flat arrays (prefix tree,
+hash tables for children, the trie and the n-gram tables; no Python objects per hypothesis).
+Each frame, the states that stay put are scored first; they bound the beam's cutoff from below
+(a min-heap of the beam_width best scores seen), and a new prefix has a single parent, so its
+score is exact before it exists: prefixes are expanded best first, tokens most likely first
+(selected on demand), a prefix's token loop stops at the first token that cannot make the beam,
+and a prefix is only created when it does. The result is the same as scoring every extension
+(tests/test_decoding.py checks it against a plain reference search).
 """
 
 from __future__ import annotations
@@ -204,18 +214,6 @@ def _heap_push(heap, n, value):
         i = (i - 1) >> 1
     heap[i] = value
     return n
-
-
-@njit(cache=True)
-def _sort_desc(items, n, keys):
-    """Insertion sort of items[:n] by keys[item], largest first (n is small)."""
-    for i in range(1, n):
-        item, key = items[i], keys[items[i]]
-        j = i - 1
-        while j >= 0 and keys[items[j]] < key:
-            items[j + 1] = items[j]
-            j -= 1
-        items[j + 1] = item
 
 
 @njit(cache=True, inline="always")
