@@ -2,8 +2,8 @@
 -> stacked bidirectional RNN -> linear -> log-softmax over the tokens (blank = 0).
 
 Lengths travel with every padded tensor. Padding is zeroed after each stage that could smear it
-into valid frames, and the RNN runs on packed sequences, so an utterance's output does not change
-when it is batched with longer ones.
+into valid frames, and each RNN direction starts at its row's first or last real frame, so an
+utterance's output does not change when it is batched with longer ones.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 
 @dataclass(frozen=True)
@@ -130,21 +129,54 @@ class ConvSubsampling(nn.Module):
 RNN_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
+def reverse_padded(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+    """x [B, T, D] -> [B, T, D] with the first lens[b] frames of each row in reverse order and
+    the padding left where it is. Applying it twice gives x back."""
+    T = x.size(1)
+    frames = torch.arange(T, device=x.device)[None, :]  # (1, T)
+    source = lens.to(x.device)[:, None] - 1 - frames  # (B, T): frame read for each position
+    source = torch.where(source >= 0, source, frames)  # padding reads itself
+    return x.gather(1, source.unsqueeze(-1).expand_as(x))
+
+
+class BiRNNLayer(nn.Module):
+    """One bidirectional recurrent layer on padded input, exact under padding.
+
+    The forward cell reads each row left to right, so padding at the end cannot reach the valid
+    frames. The backward cell reads each row reversed within its own length (padding stays at the
+    end), so it too starts at the row's last real frame. This gives what a packed sequence gives,
+    without packing: on the CPU, backpropagation through a PackedSequence spends most of its time
+    zero-filling a gradient buffer per time step (quadratic in length). Measured on 2 cores, one
+    640 -> 2x320 LSTM layer, 64 utterances of 55-75 frames, forward + backward: 0.91 s packed,
+    0.55 s as two padded calls (which use oneDNN's fused LSTM kernel).
+    """
+
+    def __init__(self, cell: str, in_dim: int, hidden_size: int):
+        super().__init__()
+        rnn = RNN_CELLS[cell]
+        extra = {"nonlinearity": "tanh"} if cell == "rnn" else {}
+        self.fwd = rnn(in_dim, hidden_size, batch_first=True, **extra)
+        self.bwd = rnn(in_dim, hidden_size, batch_first=True, **extra)
+
+    def forward(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
+        """x [B, T, D], lens [B] -> [B, T, 2 * hidden_size] (forward; backward). Frames past
+        `lens` hold whatever the forward cell made of the padding: mask them."""
+        left_to_right, _ = self.fwd(x)
+        right_to_left, _ = self.bwd(reverse_padded(x, lens))
+        return torch.cat([left_to_right, reverse_padded(right_to_left, lens)], dim=-1)
+
+
 class RNNEncoder(nn.Module):
-    """A stack of bidirectional RNN layers over packed sequences, with dropout and an optional
-    linear projection between layers."""
+    """A stack of bidirectional RNN layers, with dropout and an optional linear projection
+    between layers."""
 
     def __init__(self, in_dim: int, cfg: ModelConfig):
         super().__init__()
-        cell = RNN_CELLS[cfg.cell]
-        extra = {"nonlinearity": "tanh"} if cfg.cell == "rnn" else {}
         self.layers = nn.ModuleList()
         self.projections = nn.ModuleList()
         dim = in_dim
         for i in range(cfg.num_layers):
-            self.layers.append(
-                cell(dim, cfg.hidden_size, batch_first=True, bidirectional=True, **extra)
-            )
+            self.layers.append(BiRNNLayer(cfg.cell, dim, cfg.hidden_size))
             dim = 2 * cfg.hidden_size
             last = i == cfg.num_layers - 1
             if cfg.proj_size and not last:
@@ -157,17 +189,10 @@ class RNNEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
         """x [B, T, D] -> [B, T, out_dim]; frames past `lens` are zero."""
-        T = x.size(1)
-        packed = pack_padded_sequence(x, lens.cpu(), batch_first=True, enforce_sorted=False)
+        mask = lengths_to_mask(lens.to(x.device), x.size(1)).unsqueeze(-1)  # (B, T, 1)
         for layer, proj in zip(self.layers, self.projections):
-            packed, _ = layer(packed)
-            # dropout and projection act frame by frame, so they run on the packed data
-            data = proj(self.dropout(packed.data))
-            packed = PackedSequence(
-                data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices
-            )
-        out, _ = pad_packed_sequence(packed, batch_first=True, total_length=T)
-        return out
+            x = proj(self.dropout(layer(x, lens))) * mask  # zero the padding again
+        return x
 
 
 class CTCModel(nn.Module):

@@ -422,6 +422,11 @@ def train(args) -> int:
         for batch in bar:
             t0 = time.time()
             loss_sum, n_tokens = ctc_loss_sum(model, batch, rt.device, amp)
+            loss_value = float(loss_sum.detach())
+            if not math.isfinite(loss_value):  # stop before the weights see it
+                raise SystemExit(f"asr train: non-finite loss at step {state.step} on "
+                                 f"utterances {batch['utt_ids']}; weights not updated, "
+                                 f"{exp / 'last.pt'} holds the last checkpoint")
             # normalise by the global token count so DDP's gradient mean equals the
             # single-process gradient over the same global batch
             norm = torch.tensor(float(n_tokens), device=rt.device)
@@ -435,18 +440,15 @@ def train(args) -> int:
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            if not math.isfinite(float(loss_sum)):
-                raise SystemExit(f"asr train: non-finite loss at step {state.step}: "
-                                 f"utterances {batch['utt_ids']}")
             state.step += 1
             state.batch_in_epoch += 1
             audio = float(batch["feat_lens"].sum()) * train_store.config.frame_shift_ms / 1000
             state.train_seconds += time.time() - t0
             state.audio_seconds += audio * rt.world_size
             epoch_audio += audio * rt.world_size
-            epoch_loss += float(loss_sum)
+            epoch_loss += loss_value
             epoch_tokens += n_tokens
-            bar.set_postfix(loss=f"{float(loss_sum) / max(1, n_tokens):.3f}",
+            bar.set_postfix(loss=f"{loss_value / max(1, n_tokens):.3f}",
                             lr=f"{scheduler.get_last_lr()[0]:.2e}")
             if cfg.save_every_steps and state.step % cfg.save_every_steps == 0:
                 save("last.pt")

@@ -4,10 +4,19 @@ import pickle
 
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from asr.checkpoint import CheckpointError, average_checkpoints, load_checkpoint, save_checkpoint
 from asr.config import ConfigError, from_dict, load_config, to_dict
-from asr.model import CTCModel, ModelConfig, SpecAugmentConfig, spec_augment
+from asr.model import (
+    RNN_CELLS,
+    BiRNNLayer,
+    CTCModel,
+    ModelConfig,
+    SpecAugmentConfig,
+    reverse_padded,
+    spec_augment,
+)
 
 
 def small_config(**kw) -> ModelConfig:
@@ -101,3 +110,30 @@ def test_pickle_payload_is_refused_and_does_not_run(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match="refused"):
         load_checkpoint(evil)
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_reverse_padded_reverses_within_lengths():
+    x = torch.arange(10.0).view(2, 5, 1)  # rows [0..4], [5..9]
+    out = reverse_padded(x, torch.tensor([5, 3]))
+    assert out[:, :, 0].tolist() == [[4, 3, 2, 1, 0], [7, 6, 5, 8, 9]]
+    torch.testing.assert_close(reverse_padded(out, torch.tensor([5, 3])), x)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_bi_layer_equals_a_packed_bidirectional_rnn(cell):
+    """The padded two-call layer computes exactly what torch's packed bidirectional RNN does."""
+    torch.manual_seed(0)
+    layer = BiRNNLayer(cell, 6, 5)
+    reference = RNN_CELLS[cell](6, 5, batch_first=True, bidirectional=True)
+    with torch.no_grad():
+        for name, p in layer.fwd.named_parameters():
+            getattr(reference, name).copy_(p)
+        for name, p in layer.bwd.named_parameters():
+            getattr(reference, f"{name}_reverse").copy_(p)
+    x = torch.randn(3, 9, 6)
+    lens = torch.tensor([9, 4, 7])
+    packed = pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False)
+    expected, _ = pad_packed_sequence(reference(packed)[0], batch_first=True, total_length=9)
+    out = layer(x, lens)
+    for b, n in enumerate(lens.tolist()):
+        torch.testing.assert_close(out[b, :n], expected[b, :n], atol=1e-6, rtol=1e-5)
