@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
+import re
+import shutil
 import tempfile
+import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
@@ -21,15 +26,16 @@ class CheckpointError(RuntimeError):
 REQUIRED_KEYS = ("model", "model_config", "tokens", "feature_config")
 
 
-def save_checkpoint(obj: dict[str, Any], path: str | Path) -> None:
-    """Write to a temporary file in the same directory, fsync, then rename over `path`: a crash
-    at any moment leaves either the old file or the new one, never a torn one."""
-    path = Path(path)
+@contextlib.contextmanager
+def _atomic_file(path: Path) -> Iterator[IO[bytes]]:
+    """A file to write `path` through: a temporary file in the same directory, fsynced and
+    renamed over `path` when the block ends, removed when it fails. A crash at any moment leaves
+    either the old file or the new one, never a torn one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            yield f
             f.flush()
             maybe_kill("checkpoint_write")  # crash tests: die with the new file half-made
             os.fsync(f.fileno())
@@ -39,6 +45,44 @@ def save_checkpoint(obj: dict[str, Any], path: str | Path) -> None:
         if isinstance(e, OSError):
             raise CheckpointError(f"{path}: could not write checkpoint: {e.strerror or e}") from e
         raise
+
+
+class _KeepWriteError:
+    """A file wrapper that keeps the OSError a write raised: torch.save turns it into an opaque
+    RuntimeError ("enforce fail at inline_container.cc"), losing "No space left on device"."""
+
+    def __init__(self, f: IO[bytes]):
+        self.f = f
+        self.error: OSError | None = None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+def save_checkpoint(obj: dict[str, Any], path: str | Path) -> None:
+    """torch.save `obj` to `path` atomically. Raises CheckpointError (naming the file and the
+    reason: disk full, file too large, ...) and leaves the old file when writing fails."""
+    with _atomic_file(Path(path)) as f:
+        writer = _KeepWriteError(f)
+        try:
+            torch.save(obj, writer)
+        except RuntimeError:
+            if writer.error is not None:
+                raise writer.error from None
+            raise
+
+
+def copy_checkpoint(src: str | Path, dst: str | Path) -> None:
+    """Copy a checkpoint file, atomically."""
+    with _atomic_file(Path(dst)) as f, open(src, "rb") as source:
+        shutil.copyfileobj(source, f)
 
 
 def remove_partial_checkpoints(directory: str | Path) -> list[Path]:
@@ -51,23 +95,38 @@ def remove_partial_checkpoints(directory: str | Path) -> list[Path]:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load with `weights_only=True`; anything that needs arbitrary unpickling is refused."""
+    """Load with `weights_only=True`; anything that needs arbitrary unpickling is refused, and
+    so is a file that is not the zip archive torch.save writes (a bare pickle is not opened)."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    if not zipfile.is_zipfile(path):
+        raise CheckpointError(f"{path}: refused: not a checkpoint (torch.save writes a zip "
+                              "archive; this file is not one, and is not unpickled)")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
         raise CheckpointError(
             f"{path}: refused: the file holds objects that a weights-only load does not allow "
-            f"(it may carry code). Detail: {first}"
+            f"(it may carry code): {_unpickling_detail(e)}"
         ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path}: not a readable checkpoint: {e}") from None
+    except Exception as e:  # a damaged archive: torch raises RuntimeError, KeyError, ...
+        raise CheckpointError(f"{path}: not a readable checkpoint: {type(e).__name__}: {e}") \
+            from None
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
         raise CheckpointError(f"{path}: not a checkpoint of this toolkit (missing keys)")
     return ckpt
+
+
+def _unpickling_detail(error: Exception) -> str:
+    """What torch's weights-only unpickler objected to ("GLOBAL builtins.exec"), without the rest
+    of its message, which suggests loading the file unsafely."""
+    found = re.search(
+        r"(?:unsupported|Unsupported global:) (GLOBAL [\w.]+)|Unsupported operand \d+", str(error)
+    )
+    if found is None:
+        return "content outside what a weights-only load allows"
+    return found.group(1) or found.group(0)
 
 
 def average_checkpoints(paths: list[str | Path]) -> dict[str, torch.Tensor]:

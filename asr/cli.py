@@ -38,13 +38,30 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# Errors of files the user named, reported in one line (exit status 2) instead of a traceback.
+FILE_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+def is_input_error(error: BaseException) -> bool:
+    """One of this package's error types (each names the file and the problem), or a file that
+    is missing or cannot be opened. Anything else is a bug and keeps its traceback."""
+    ours = any(c.__module__.split(".")[0] in ("asr", "data_prep") for c in type(error).__mro__)
+    return ours or isinstance(error, FILE_ERRORS)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     module = importlib.import_module(args._module)
     runner = getattr(module, f"run_{args.command.replace('-', '_')}", None) or module.run
-    return int(runner(args) or 0)
+    try:
+        return int(runner(args) or 0)
+    except Exception as e:
+        if not is_input_error(e):
+            raise
+        print(f"asr {args.command}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -43,8 +43,10 @@ class Item:
 class CTCDataset(torch.utils.data.Dataset):
     """(utt_id, feats [T, F], targets [U]) for each usable utterance of a data dir.
 
-    `out_lengths` maps input frame counts to model output frame counts; `min_speed` is the
-    smallest speed-perturbation factor (fewest frames) that must still fit the transcript.
+    `out_lengths` maps input frame counts to model output frame counts. `speed_factors` are the
+    speed-perturbation factors training may apply: at the fastest (fewest frames) an utterance
+    must still fit its transcript, and at the slowest (most frames) it must fit `max_frames`,
+    the frame budget of a batch (0: no limit), so that no batch breaks the memory bound.
     """
 
     def __init__(
@@ -53,12 +55,14 @@ class CTCDataset(torch.utils.data.Dataset):
         data_dir: str | Path,
         vocab: Vocabulary,
         out_lengths: Callable[[int], int] | None = None,
-        max_speed: float = 1.0,
+        speed_factors: tuple[float, ...] = (),
+        max_frames: int = 0,
     ):
         self.store = FeatureStore(feats_dir)
         self.skipped: Counter[str] = Counter()
         self.items: list[Item] = []
         stored = set(self.store.utt_ids)
+        fastest, slowest = max(speed_factors, default=1.0), min(speed_factors, default=1.0)
         for utt in read_data_dir(data_dir):
             if utt.utt_id not in stored:
                 self.skipped["no features (bad audio?)"] += 1
@@ -68,9 +72,13 @@ class CTCDataset(torch.utils.data.Dataset):
                 self.skipped["empty transcript after the vocabulary"] += 1
                 continue
             frames = self.store.num_frames(utt.utt_id)
-            fewest = int(frames / max_speed)
-            if out_lengths is not None and out_lengths(fewest) < min_ctc_frames(targets):
+            if out_lengths is not None and out_lengths(int(frames / fastest)) < min_ctc_frames(
+                targets
+            ):
                 self.skipped["too short for its transcript under CTC"] += 1
+                continue
+            if max_frames and round(frames / slowest) > max_frames:
+                self.skipped["longer than a batch may be (data.max_frames)"] += 1
                 continue
             self.items.append(Item(utt.utt_id, frames, targets, utt.text))
 
@@ -197,7 +205,10 @@ def make_loader(dataset: CTCDataset, sampler: BucketBatchSampler, speed_factors=
     )
 
 
-def describe_skipped(skipped: Counter[str], total: int) -> str:
+def describe_skipped(dataset: CTCDataset) -> str:
+    """'all N utterances usable' or 'skipped K of N: k1 reason1, k2 reason2'."""
+    skipped = dataset.skipped
+    total = len(dataset) + sum(skipped.values())
     if not skipped:
         return f"all {total} utterances usable"
     parts = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))

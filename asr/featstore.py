@@ -113,10 +113,11 @@ def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:
         os.replace(tmp, path)
     except OSError as e:
         tmp.unlink(missing_ok=True)
-        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):  # full disk, quota, size limit
             raise FeatureStoreError(
-                f"{path}: no space left on device while writing it; the files finished before it "
-                f"are intact: free some space and rerun the same command to resume"
+                f"{path}: {(e.strerror or os.strerror(e.errno)).lower()} while writing it; the "
+                f"files finished before it are intact: make room and rerun the same command "
+                f"to resume"
             ) from e
         raise FeatureStoreError(f"{path}: cannot write: {e}") from e
     except BaseException:

@@ -49,6 +49,10 @@ NGram = tuple[str, ...]
 # Model and scoring
 
 
+class ArpaError(ValueError):
+    """A file that is not a readable ARPA language model."""
+
+
 @dataclass(frozen=True)
 class LMState:
     """What the LM remembers of the history: its longest suffix that the model knows as an
@@ -134,7 +138,19 @@ class NgramLM:
 
     @classmethod
     def read_arpa(cls, path: str | Path) -> NgramLM:
-        """Read an ARPA file (ours, KenLM's or SRILM's)."""
+        """Read an ARPA file (ours, KenLM's or SRILM's). Raises ArpaError naming the file (and
+        line) for what is not ARPA."""
+        try:
+            return cls._read_arpa(path)
+        except ArpaError:
+            raise
+        except UnicodeDecodeError as e:
+            raise ArpaError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        except ValueError as e:  # a number that is not one
+            raise ArpaError(f"{path}: not an ARPA file ({e})") from None
+
+    @classmethod
+    def _read_arpa(cls, path: str | Path) -> NgramLM:
         ngrams: dict[NGram, tuple[float, float]] = {}
         declared: dict[int, int] = {}
         section = 0  # 0: \data\ header, k: inside \k-grams:
@@ -155,16 +171,16 @@ class NgramLM:
                     continue
                 fields = line.split()
                 if len(fields) not in (section + 1, section + 2):
-                    raise ValueError(f"{path}:{line_no}: malformed {section}-gram line: {line!r}")
+                    raise ArpaError(f"{path}:{line_no}: malformed {section}-gram line: {line!r}")
                 log10_backoff = float(fields[section + 1]) if len(fields) == section + 2 else 0.0
                 ngrams[tuple(fields[1:section + 1])] = (float(fields[0]), log10_backoff)
         if not declared:
-            raise ValueError(f"{path}: no \\data\\ section, not an ARPA file")
+            raise ArpaError(f"{path}: no \\data\\ section, not an ARPA file")
         lm = cls(max(declared), ngrams)
         found = Counter(len(g) for g in ngrams)
         for k, n in declared.items():
             if found.get(k, 0) != n:
-                raise ValueError(f"{path}: header says {n} {k}-grams, file has {found.get(k, 0)}")
+                raise ArpaError(f"{path}: header says {n} {k}-grams, file has {found.get(k, 0)}")
         return lm
 
     # -- flat tables for compiled code ---------------------------------------------------------

@@ -186,6 +186,8 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.5, help="LM weight")
     parser.add_argument("--beta", type=float, default=1.0, help="word insertion bonus")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 if any utterance's audio could not be used")
     parser.add_argument("--dump-log-probs", metavar="FILE.npz",
                         help="also save the log-probs (input of bench/decode.py)")
 
@@ -224,7 +226,10 @@ def run_decode(args) -> int:
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(text.split("\n\n")[0])
     print(f"wrote {out / 'hyp.txt'} and {out / 'wer.txt'}")
-    return 1 if acoustic.failed else 0
+    if acoustic.failed:
+        print(f"asr decode: {len(acoustic.failed)} utterance(s) skipped (listed above and in "
+              f"{out / 'summary.json'}); they count as deletions in the score", file=sys.stderr)
+    return 1 if args.strict and acoustic.failed else 0
 
 
 # ---------------------------------------------------------------------------------------------

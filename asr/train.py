@@ -13,7 +13,6 @@ import csv
 import dataclasses
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -26,12 +25,14 @@ from tqdm import tqdm
 
 from asr.checkpoint import (
     average_checkpoints,
+    copy_checkpoint,
     load_checkpoint,
     remove_partial_checkpoints,
     save_checkpoint,
 )
-from asr.config import ConfigError, load_config, save_config, to_dict
+from asr.config import from_dict, load_config, save_config, to_dict
 from asr.data import BucketBatchSampler, CTCDataset, DataConfig, describe_skipped, make_loader
+from asr.datadir import read_data_dir
 from asr.decoding import GreedyDecoder
 from asr.faults import maybe_kill
 from asr.featstore import FeatureStore
@@ -317,8 +318,6 @@ def train(args) -> int:
         elif rt.is_main:
             print(f"--resume: {last} does not exist yet, starting afresh")
     if resume_ckpt is not None:
-        from asr.config import from_dict
-
         cfg = from_dict(TrainConfig, resume_ckpt["train_config"], f"{exp}/last.pt")
     else:
         cfg = load_config(TrainConfig, args.config, args.set or [])
@@ -335,8 +334,6 @@ def train(args) -> int:
     if resume_ckpt is not None:
         vocab = Vocabulary(resume_ckpt["tokens"])
     else:
-        from asr.datadir import read_data_dir
-
         vocab = Vocabulary.build(u.text for u in read_data_dir(args.train))
     model = build_model(cfg, len(vocab), train_store.config.num_features)
     mean, std = train_store.cmvn()
@@ -345,13 +342,16 @@ def train(args) -> int:
     def out_len(n: int) -> int:
         return int(model.output_lengths(torch.tensor([n]))[0])
 
-    max_speed = max(cfg.data.speed_perturb, default=1.0)
-    train_set = CTCDataset(args.train_feats, args.train, vocab, out_len, max_speed)
+    train_set = CTCDataset(args.train_feats, args.train, vocab, out_len,
+                           cfg.data.speed_perturb, cfg.data.max_frames)
     dev_set = CTCDataset(args.dev_feats, args.dev, vocab, out_len)
     if cfg.dev_max_utts:
         dev_set.items = dev_set.items[: cfg.dev_max_utts]
-    if len(train_set) == 0:
-        raise SystemExit(f"asr train: no usable training utterances in {args.train}")
+    for name, dataset, data_dir in (("training", train_set, args.train),
+                                    ("dev", dev_set, args.dev)):
+        if len(dataset) == 0:
+            raise SystemExit(f"asr train: no usable {name} utterances in {data_dir} "
+                             f"({describe_skipped(dataset)})")
     train_sampler = BucketBatchSampler(
         train_set.lengths, cfg.data, cfg.seed, True, rt.world_size, rt.rank
     )
@@ -393,11 +393,9 @@ def train(args) -> int:
         vocab.save(exp / "tokens.txt")
         print(f"device {rt.device} (x{rt.world_size}), amp {amp}; "
               f"model {count_parameters(model) / 1e6:.2f}M parameters")
-        n_train = len(train_set) + sum(train_set.skipped.values())
         print(f"train: {len(train_set)} utterances, {train_set.audio_seconds / 3600:.2f} h "
-              f"({describe_skipped(train_set.skipped, n_train)}); "
-              f"dev: {len(dev_set)} utterances; "
-              f"{steps_per_epoch} steps per epoch")
+              f"({describe_skipped(train_set)}); {steps_per_epoch} steps per epoch")
+        print(f"dev: {len(dev_set)} utterances ({describe_skipped(dev_set)})")
 
     def save(name: str, full: bool = True) -> None:
         if not rt.is_main:
@@ -485,7 +483,7 @@ def train(args) -> int:
                 state.epochs_without_improvement += 1
             save(f"epoch-{epoch + 1}.pt", full=False)
             if improved:
-                shutil.copyfile(exp / f"epoch-{epoch + 1}.pt", exp / "best.pt")
+                copy_checkpoint(exp / f"epoch-{epoch + 1}.pt", exp / "best.pt")
             save("last.pt")
             keep = max(cfg.average_last, 1)
             stale = exp / f"epoch-{epoch + 1 - keep}.pt"
@@ -535,8 +533,6 @@ def finish(exp: Path, cfg: TrainConfig, state: TrainState, dev_loader, vocab, rt
 
 
 def ModelConfig_from(ckpt: dict) -> ModelConfig:  # noqa: N802 - reads like a constructor
-    from asr.config import from_dict
-
     return from_dict(ModelConfig, ckpt["model_config"], "checkpoint model_config")
 
 
@@ -564,8 +560,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     args.train_feats = args.train_feats or str(Path(args.feats_root) / Path(args.train).name)
     args.dev_feats = args.dev_feats or str(Path(args.feats_root) / Path(args.dev).name)
-    try:
-        return train(args)
-    except ConfigError as e:
-        print(f"asr train: {e}", file=sys.stderr)
-        return 2
+    return train(args)  # bad input (config, data, checkpoint, disk) is reported by asr.cli

@@ -27,6 +27,9 @@ MAX_CHUNK_S = 20.0  # longest piece decoded at once
 MIN_SILENCE_S = 0.3  # a pause at least this long is a place to cut
 ENERGY_FRAME_S = 0.02  # frame of the silence detector
 SILENCE_DB = -35.0  # frames this far below the loud frames (95th percentile) count as silence
+CUE_MAX_WORDS = 12  # longest subtitle cue in words,
+CUE_MAX_S = 6.0  # in seconds;
+CUE_MAX_GAP_S = 0.6  # a pause this long between two words starts a new cue
 
 
 @dataclass(frozen=True)
@@ -195,10 +198,27 @@ def srt_time(seconds: float) -> str:
     return f"{h:02d}:{m:02d}:{s:02d},{ms:03d}"
 
 
+def subtitle_cues(words: list[Word]) -> list[list[Word]]:
+    """Words -> subtitle cues: a new cue after a pause of CUE_MAX_GAP_S, or when the cue would
+    pass CUE_MAX_WORDS words or CUE_MAX_S seconds."""
+    cues: list[list[Word]] = []
+    for w in words:
+        cue = cues[-1] if cues else None
+        if (cue is None or w.start - cue[-1].end > CUE_MAX_GAP_S or len(cue) >= CUE_MAX_WORDS
+                or w.end - cue[0].start > CUE_MAX_S):
+            cues.append([w])
+        else:
+            cue.append(w)
+    return cues
+
+
 def to_srt(t: Transcript) -> str:
+    """SubRip: one cue per phrase, timed by its first and last word."""
+    words = [w for seg in t.segments for w in seg.words]
     blocks = []
-    for i, seg in enumerate(t.segments, 1):
-        blocks.append(f"{i}\n{srt_time(seg.start)} --> {srt_time(seg.end)}\n{seg.text}\n")
+    for i, cue in enumerate(subtitle_cues(words), 1):
+        text = " ".join(w.word for w in cue)
+        blocks.append(f"{i}\n{srt_time(cue[0].start)} --> {srt_time(cue[-1].end)}\n{text}\n")
     return "\n".join(blocks)
 
 

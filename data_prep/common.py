@@ -9,10 +9,13 @@ is not the corpus's layout at all is a `LayoutError`.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+
+from tqdm import tqdm
 
 from asr.audio import AudioError, audio_info
 from asr.datadir import Utterance
@@ -21,6 +24,7 @@ from asr.text import TextNormConfig, normalize_text
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".sph")
 OUTSIDE_REASON = "path outside the corpus dir (pass --allow-outside-paths to accept it)"
 HEADER_THREADS = 8  # audio header reads are I/O bound; libsndfile releases the GIL
+MIN_FILES_FOR_PROGRESS = 500  # fewer take about a second: no progress bar
 
 
 @dataclass(frozen=True)
@@ -151,7 +155,9 @@ def finish(entries: Sequence[Entry], norm: TextNormConfig, problems: list[Proble
             seen[e.set_name, e.utt_id] = e
             kept.append((e, text))
     with ThreadPoolExecutor(HEADER_THREADS) as pool:
-        reasons = list(pool.map(audio_problem, [e.audio for e, _ in kept]))
+        reasons = list(tqdm(pool.map(audio_problem, [e.audio for e, _ in kept]), total=len(kept),
+                            desc="audio headers", unit="file", mininterval=1.0, file=sys.stderr,
+                            disable=len(kept) < MIN_FILES_FOR_PROGRESS))
     sets: dict[str, list[Utterance]] = {}
     for (e, text), reason in zip(kept, reasons):
         if reason:

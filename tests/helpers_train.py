@@ -3,6 +3,7 @@ pitch, so a tiny model can learn to read it in seconds."""
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from asr.datadir import Utterance, write_data_dir
 
 SR = 16000
 ALPHABET = "ABCDE "
+WORDS = ["ABC", "BAD", "CAB", "DEED", "ACE", "BEAD", "DAB", "CEDE"]
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -30,6 +32,12 @@ def tone_wave(text: str, seed: int = 0) -> np.ndarray:
     pieces.append(np.zeros(int(0.1 * SR)))
     wave = np.concatenate(pieces)
     return (wave + 0.003 * rng.standard_normal(len(wave))).astype(np.float32)
+
+
+def sentences(n: int, seed: int) -> list[str]:
+    """n random sentences of 1-3 WORDS."""
+    rng = random.Random(seed)
+    return [" ".join(rng.sample(WORDS, rng.randint(1, 3))) for _ in range(n)]
 
 
 def make_tone_set(root: Path, name: str, texts: list[str], speakers: int = 2) -> Path:
@@ -54,11 +62,13 @@ def extract(root: Path, name: str, cmvn_from: str | None = None) -> Path:
     return root / "feats" / name
 
 
-def run_asr(args: list[str], env: dict | None = None, check: bool = True, prefix=()):
-    """Run the `asr` command in a fresh process (as a user would)."""
+def run_asr(args: list[str], env: dict | None = None, check: bool = True, prefix=(),
+            preexec_fn=None):
+    """Run the `asr` command in a fresh process (as a user would); `preexec_fn` runs in the child
+    before it starts (resource limits)."""
     cmd = [*prefix] if prefix else [sys.executable, "-m", "asr.cli"]
     proc = subprocess.run(cmd + [str(a) for a in args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+                          capture_output=True, text=True, timeout=600, preexec_fn=preexec_fn)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"asr {args[0]} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")

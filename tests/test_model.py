@@ -107,8 +107,14 @@ def test_pickle_payload_is_refused_and_does_not_run(tmp_path, monkeypatch):
     with open(evil, "wb") as f:
         pickle.dump({"model": Payload(), "model_config": {}, "tokens": [], "feature_config": {}},
                     f)
-    with pytest.raises(CheckpointError, match="refused"):
-        load_checkpoint(evil)
+    with pytest.raises(CheckpointError, match="refused: not a checkpoint"):
+        load_checkpoint(evil)  # a bare pickle: never unpickled
+    zipped = tmp_path / "zipped.pt"
+    torch.save({"model": Payload(), "model_config": {}, "tokens": [], "feature_config": {}},
+               zipped)  # the payload inside torch.save's zip archive: unpickled weights-only
+    with pytest.raises(CheckpointError, match="refused: the file holds objects") as e:
+        load_checkpoint(zipped)
+    assert "GLOBAL" in str(e.value) and "weights_only` set to `False`" not in str(e.value)
     assert not (tmp_path / "PWNED").exists()
 
 

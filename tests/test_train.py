@@ -3,39 +3,23 @@ and DDP over two gloo processes matching one process."""
 
 import csv
 import os
-import random
 import sys
 
 import pytest
 import torch
-from helpers_train import extract, make_tone_set, run_asr, tiny_train_args
+from helpers_train import run_asr, tiny_train_args
 
 from asr.checkpoint import load_checkpoint
 from asr.scoring import read_kaldi_text
 
-WORDS = ["ABC", "BAD", "CAB", "DEED", "ACE", "BEAD", "DAB", "CEDE"]
-
-
-def sentences(n, seed):
-    rng = random.Random(seed)
-    return [" ".join(rng.sample(WORDS, rng.randint(1, 3))) for _ in range(n)]
-
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tones")
-    make_tone_set(root, "train", sentences(12, 0))
-    make_tone_set(root, "dev", sentences(4, 1))
-    extract(root, "train")
-    extract(root, "dev", cmvn_from="train")
-    return root
+def corpus(tone_corpus):
+    return tone_corpus
 
 
-def test_overfits_a_few_utterances(corpus, tmp_path):
-    out = tmp_path / "exp"
-    # one full batch per epoch: about 100 steps leave the CTC blank plateau, 150 overfit
-    run_asr(tiny_train_args(corpus, out, "epochs=150", "model.hidden_size=64",
-                            "data.max_frames=100000", "data.max_utts=100", "save_every_steps=0"))
+def test_overfits_a_few_utterances(corpus, tone_model, tmp_path):
+    out = tone_model  # trained once per session (conftest.py), used by other tests too
     with open(out / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     losses = [float(r["train_loss"]) for r in rows]
