@@ -98,7 +98,12 @@ def plan_shards(utt_ids: Sequence[str], utts_per_shard: int = UTTS_PER_SHARD) ->
 
 
 def _save_npy(f: IO[bytes], array: np.ndarray) -> None:
-    np.save(f, array, allow_pickle=False)
+    """What np.save writes, but the data goes through f.write: np.save's fast path (fwrite)
+    reports a full disk as a bare "N requested and M written", without the errno."""
+    array = np.ascontiguousarray(array)
+    np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(array))
+    if array.size:  # (an empty one cannot be cast to bytes, and has none to write)
+        f.write(memoryview(array).cast("B"))
 
 
 def atomic_write(path: Path, write: Callable[[IO[bytes]], None]) -> None:

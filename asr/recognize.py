@@ -201,11 +201,11 @@ def run_decode(args) -> int:
     if args.lm and args.decoder != "beam":
         print("asr decode: --lm needs --decoder beam", file=sys.stderr)
         return 2
+    decoder = make_decoder(recognizer.tokens, args.decoder, args.beam, args.lm, args.alpha,
+                           args.beta)  # first: a bad LM file fails before the long part
     acoustic = run_acoustic(recognizer, args.data_dir)
     if args.dump_log_probs:
         dump_log_probs(acoustic, recognizer.tokens, args.dump_log_probs)
-    decoder = make_decoder(recognizer.tokens, args.decoder, args.beam, args.lm, args.alpha,
-                           args.beta)
     start = time.time()
     hyps = decode_all(decoder, acoustic)
     decode_seconds = time.time() - start
@@ -217,6 +217,7 @@ def run_decode(args) -> int:
     text = format_report(report)
     (out / "wer.txt").write_text(text)
     summary = {
+        "set": Path(args.data_dir).name, "data_dir": str(Path(args.data_dir).resolve()),
         "wer": report.wer, "cer": report.cer, "utterances": len(hyps),  # percent
         "failed": acoustic.failed, "decoder": args.decoder, "beam": args.beam,
         "lm": args.lm, "alpha": args.alpha, "beta": args.beta,
@@ -249,10 +250,10 @@ def add_tune_lm_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_tune_lm(args) -> int:
     recognizer = Recognizer.from_checkpoint(args.checkpoint, args.device)
-    acoustic = run_acoustic(recognizer, args.data_dir)
     from asr.lm import NgramLM
 
     lm = NgramLM.read_arpa(args.lm)
+    acoustic = run_acoustic(recognizer, args.data_dir)
     grid = []
     for alpha, beta in tqdm(list(itertools.product(args.alphas, args.betas)), desc="grid"):
         options = BeamSearchOptions(beam_width=args.beam, alpha=alpha, beta=beta)

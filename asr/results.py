@@ -35,13 +35,11 @@ def decode_rows(exp: Path) -> list[dict]:
     rows = []
     for summary in sorted(exp.glob("decode_*/summary.json")):
         s = json.loads(summary.read_text())
-        name = summary.parent.name.removeprefix("decode_")
-        set_name, _, decoder = name.partition("_")
         label = "greedy" if s["decoder"] == "greedy" else f"beam {s['beam']}"
         if s.get("lm"):
             label += f" + {Path(s['lm']).name} (alpha {s['alpha']}, beta {s['beta']})"
         rtf = (s["acoustic_seconds"] + s["decode_seconds"]) / max(1e-9, s["audio_seconds"])
-        rows.append({"set": set_name, "decoder": label, "wer": s["wer"],
+        rows.append({"set": s["set"], "decoder": label, "wer": s["wer"],
                      "cer": s["cer"], "utts": s["utterances"],
                      "failed": len(s.get("failed", {})), "rtf": rtf})
     return rows

@@ -30,7 +30,7 @@ from asr.checkpoint import (
     remove_partial_checkpoints,
     save_checkpoint,
 )
-from asr.config import from_dict, load_config, save_config, to_dict
+from asr.config import apply_overrides, from_dict, load_config, save_config, to_dict
 from asr.data import BucketBatchSampler, CTCDataset, DataConfig, describe_skipped, make_loader
 from asr.datadir import read_data_dir
 from asr.decoding import GreedyDecoder
@@ -61,6 +61,9 @@ class TrainConfig:
     amp: bool = True  # mixed precision (float16 autocast + GradScaler) on CUDA; ignored on CPU
     average_last: int = 0  # also write avg.pt, the mean of the last N epoch checkpoints
     patience: int = 0  # stop after this many epochs without a better dev CER (0: never)
+    augment_from_epoch: int = 0  # SpecAugment and speed perturbation from this epoch on: the
+    # CTC alignments are learnt several times faster on clean data, augmentation then keeps the
+    # model from learning the training speakers by heart
     save_every_steps: int = 100  # mid-epoch checkpoint for --resume (0: at epoch ends only)
     num_threads: int = 0  # torch CPU threads (0: torch's default)
     dev_max_utts: int = 0  # evaluate on the first N dev utterances only (0: all)
@@ -317,8 +320,9 @@ def train(args) -> int:
             resume_ckpt = load_checkpoint(last, map_location="cpu")
         elif rt.is_main:
             print(f"--resume: {last} does not exist yet, starting afresh")
-    if resume_ckpt is not None:
-        cfg = from_dict(TrainConfig, resume_ckpt["train_config"], f"{exp}/last.pt")
+    if resume_ckpt is not None:  # the run's own config; --set may change it (say, more epochs)
+        cfg = from_dict(TrainConfig, apply_overrides(resume_ckpt["train_config"], args.set or []),
+                        f"{exp}/last.pt")
     else:
         cfg = load_config(TrainConfig, args.config, args.set or [])
     if cfg.num_threads:
@@ -356,7 +360,6 @@ def train(args) -> int:
         train_set.lengths, cfg.data, cfg.seed, True, rt.world_size, rt.rank
     )
     dev_sampler = BucketBatchSampler(dev_set.lengths, cfg.data, 0, False)
-    train_loader = make_loader(train_set, train_sampler, cfg.data.speed_perturb)
     dev_loader = make_loader(dev_set, dev_sampler)
 
     model.to(rt.device)
@@ -410,6 +413,10 @@ def train(args) -> int:
     while state.epoch < cfg.epochs:
         epoch = state.epoch
         train_sampler.set_epoch(epoch, start_batch=state.batch_in_epoch)
+        augment = epoch >= cfg.augment_from_epoch
+        (model.module if rt.distributed else model).augment = augment
+        train_loader = make_loader(train_set, train_sampler,
+                                   cfg.data.speed_perturb if augment else ())
         epoch_start = time.time()
         epoch_loss, epoch_tokens, epoch_audio = 0.0, 0, 0.0
         bar = tqdm(
@@ -554,7 +561,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a config value, e.g. --set optim.lr=1e-3 (repeatable)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--resume", action="store_true",
-                        help="continue from OUT/last.pt (model, optimizer, position, RNG)")
+                        help="continue from OUT/last.pt (model, optimizer, position, RNG) with "
+                             "the config it holds (--config is not read; --set still applies)")
 
 
 def run(args) -> int:

@@ -7,10 +7,11 @@ from helpers_train import make_tone_set, run_asr
 from asr.scoring import read_kaldi_text
 
 
-def test_decode_greedy_and_beam_with_lm_then_results(tone_corpus, tone_model, tmp_path):
-    dev = tone_corpus / "data" / "dev"
+def test_decode_greedy_and_beam_with_lm_then_results(tone_model_corpus, tone_model, tmp_path):
+    """Both decoders on the dev set, then the results table from what they wrote."""
+    dev = tone_model_corpus / "data" / "dev"
     lm = tmp_path / "lm.arpa"
-    run_asr(["lm", tone_corpus / "data" / "train" / "text", "--order", "2", "--out", lm])
+    run_asr(["lm", tone_model_corpus / "data" / "train" / "text", "--order", "2", "--out", lm])
     exp = tmp_path / "exp"
     exp.mkdir()
     for name in ("last.pt", "metrics.csv"):
@@ -25,7 +26,7 @@ def test_decode_greedy_and_beam_with_lm_then_results(tone_corpus, tone_model, tm
         hyps = read_kaldi_text(exp / out / "hyp.txt")
         assert hyps.keys() == read_kaldi_text(dev / "text").keys()
         summary = json.loads((exp / out / "summary.json").read_text())
-        assert summary["utterances"] == 4 and summary["failed"] == {}
+        assert summary["utterances"] == 8 and summary["failed"] == {}
         assert (exp / out / "wer.txt").read_text().startswith(f"%WER {summary['wer']:.2f}")
     assert json.loads((exp / "decode_dev_beam_lm" / "summary.json").read_text())["lm"] == str(lm)
 
@@ -37,7 +38,7 @@ def test_decode_greedy_and_beam_with_lm_then_results(tone_corpus, tone_model, tm
     assert "M parameters" in table and "| epoch | train loss |" in table and "hardware:" in table
 
 
-def test_decode_reports_unreadable_audio_and_strict(tone_corpus, tone_model, tmp_path):
+def test_decode_reports_unreadable_audio_and_strict(tone_model, tmp_path):
     data = make_tone_set(tmp_path, "set", ["ABC", "CAB DEED", "BAD"])
     broken = tmp_path / "audio" / "set" / "s1_001.wav"
     broken.write_bytes(b"RIFF\x00\x00\x00\x00WAVEbroken")
@@ -51,12 +52,13 @@ def test_decode_reports_unreadable_audio_and_strict(tone_corpus, tone_model, tmp
     assert run_asr(args + ["--strict"], check=False).returncode == 1
 
 
-def test_tune_lm_grid(tone_corpus, tone_model, tmp_path):
+def test_tune_lm_grid(tone_model_corpus, tone_model, tmp_path):
     lm = tmp_path / "lm.arpa"
-    run_asr(["lm", tone_corpus / "data" / "train" / "text", "--order", "2", "--out", lm])
+    run_asr(["lm", tone_model_corpus / "data" / "train" / "text", "--order", "2", "--out", lm])
     out = tmp_path / "grid.json"
-    proc = run_asr(["tune-lm", "--checkpoint", tone_model / "last.pt", tone_corpus / "data" / "dev",
-                    "--lm", lm, "--beam", "4", "--alphas", "0.0", "0.5", "--betas", "0.0", "1.0",
+    dev = tone_model_corpus / "data" / "dev"
+    proc = run_asr(["tune-lm", "--checkpoint", tone_model / "last.pt", dev, "--lm", lm,
+                    "--beam", "4", "--alphas", "0.0", "0.5", "--betas", "0.0", "1.0",
                     "--out", out])
     grid = json.loads(out.read_text())
     assert len(grid["grid"]) == 4

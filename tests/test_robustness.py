@@ -11,7 +11,7 @@ Where each case of the robustness issue is shown (this file unless named):
 | 96 kHz 24-bit 6-channel audio | mixed down, resampled, used | test_features_skip_what_cannot_be_decoded, test_transcribe_odd_files |
 | 10 minutes of silence | features fine; training skips it (longer than a batch may be); transcribe gives no words, fast | test_training_skips_what_it_cannot_learn_from, test_transcribe_odd_files |
 | transcript only of characters outside the vocabulary; too short for its transcript under CTC | training skips it with a count | test_training_skips_what_it_cannot_learn_from |
-| 8 kHz audio given to a 16 kHz model; unreadable files among good ones | resampled; reported, others done, exit 1 | test_transcribe.py::test_cli_reports_unreadable_files_and_does_the_others |
+| 8 kHz audio given to a 16 kHz model; unreadable files among good ones | resampled and decoded, times right; reported, the others done, exit 1 | test_transcribe.py::test_cli_reports_unreadable_files_and_does_the_others |
 | duplicate ids / missing file inside a data dir given to `asr features` | exit 2, file and line named | test_a_broken_data_dir_is_one_clear_error |
 | SIGKILL during feature extraction | rerun completes, byte-identical | test_featstore.py::test_sigkill_during_write_then_rerun |
 | SIGKILL while a checkpoint is written | previous checkpoint intact, --resume works | test_train.py::test_kill_while_writing_a_checkpoint_keeps_the_previous_one |
@@ -143,7 +143,7 @@ def test_prep_lists_each_bad_file_and_keeps_the_rest(messy):
     kept = [line.split()[0] for line in train.splitlines()]
     assert kept == sorted([f"s{i % 2}-good{i}" for i in range(8)] + [
         "s1-hires", "s1-nan", "s1-one_sample", "s1-short", "s1-silence"])
-    assert "13 utterances" in stdout and "9 skipped" in stdout
+    assert "train: 13 utterances" in stdout and "11 skipped" in stdout  # 3 lines for s0-good0
     strict = run_asr(["prep", "kaldi", messy / "corpus", messy / "strict", "--strict"],
                      check=False)
     assert strict.returncode == 1 and (messy / "strict" / "train" / "wav.scp").exists()
@@ -259,10 +259,10 @@ def test_size_limit_while_writing_a_checkpoint(tone_corpus, tmp_path):
 @pytest.mark.parametrize("case", ["no data dir", "not an ARPA file", "ARPA not UTF-8",
                                   "no checkpoint", "text instead of a checkpoint",
                                   "unknown config key", "features of another set missing"])
-def test_bad_arguments_are_one_line_errors(case, tone_corpus, tone_model, tmp_path, capsys):
+def test_bad_arguments_are_one_line_errors(case, tone_model_corpus, tone_model, tmp_path, capsys):
     from asr.cli import main
 
-    ckpt, dev = tone_model / "last.pt", tone_corpus / "data" / "dev"
+    ckpt, dev = tone_model / "last.pt", tone_model_corpus / "data" / "dev"
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"\\data\\\nngram 1=x\n" if case == "not an ARPA file" else b"\xff\xfe\x00")
     args, message = {
@@ -277,11 +277,11 @@ def test_bad_arguments_are_one_line_errors(case, tone_corpus, tone_model, tmp_pa
         "text instead of a checkpoint": (["decode", "--checkpoint", bad, dev, "--out", tmp_path],
                                          f"{bad}: refused: not a checkpoint"),
         "unknown config key": (["train", "--config", bad.with_suffix(".yaml"), "--train",
-                                tone_corpus / "data" / "train", "--dev", dev, "--feats-root",
-                                tone_corpus / "feats", "--out", tmp_path / "exp"],
+                                tone_model_corpus / "data" / "train", "--dev", dev, "--feats-root",
+                                tone_model_corpus / "feats", "--out", tmp_path / "exp"],
                                "unknown key(s) ['epoch']"),
         "features of another set missing": (
-            ["train", "--train", tone_corpus / "data" / "train", "--dev", dev, "--feats-root",
+            ["train", "--train", tone_model_corpus / "data" / "train", "--dev", dev, "--feats-root",
              tmp_path, "--out", tmp_path / "exp"], str(tmp_path / "train")),
     }[case]
     bad.with_suffix(".yaml").write_text("epoch: 3\n")

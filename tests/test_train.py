@@ -18,8 +18,8 @@ def corpus(tone_corpus):
     return tone_corpus
 
 
-def test_overfits_a_few_utterances(corpus, tone_model, tmp_path):
-    out = tone_model  # trained once per session (conftest.py), used by other tests too
+def test_overfits_a_few_utterances(tone_model_corpus, tone_model, tmp_path):
+    corpus, out = tone_model_corpus, tone_model  # trained once per session (conftest.py)
     with open(out / "metrics.csv") as f:
         rows = list(csv.DictReader(f))
     losses = [float(r["train_loss"]) for r in rows]

