@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -245,6 +246,16 @@ class CTCModel(nn.Module):
         x = self.encoder(x, lens)
         logits = self.output(self.dropout(x))
         return logits.float().log_softmax(dim=-1), lens
+
+
+def flush_denormals() -> None:
+    """Treat denormal floats as zero on the CPU: they can make recurrent steps ten times slower.
+
+    numpy reads the float limits lazily and warns when it first does so with denormals off, so
+    they are read here, before the switch."""
+    for dtype in (np.float16, np.float32, np.float64):
+        np.finfo(dtype)
+    torch.set_flush_denormal(True)
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -24,7 +24,7 @@ from asr.config import from_dict
 from asr.datadir import read_data_dir
 from asr.decoding import BeamSearchDecoder, BeamSearchOptions, GreedyDecoder
 from asr.features import FeatureConfig, compute_features
-from asr.model import CTCModel, ModelConfig
+from asr.model import CTCModel, ModelConfig, flush_denormals
 from asr.scoring import format_report, score
 
 BATCH_AUDIO_SECONDS = 120.0  # audio per forward pass when decoding many files
@@ -42,7 +42,7 @@ class Recognizer:
 
     def __init__(self, model: CTCModel, tokens: list[str], feature_config: FeatureConfig,
                  device: torch.device):
-        torch.set_flush_denormal(True)  # denormals make CPU recurrences many times slower
+        flush_denormals()
         self.model = model.to(device).eval()
         self.tokens = tokens
         self.feature_config = feature_config

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import json
 import math
 import os
 import sys
@@ -36,7 +37,7 @@ from asr.datadir import read_data_dir
 from asr.decoding import GreedyDecoder
 from asr.faults import maybe_kill
 from asr.featstore import FeatureStore
-from asr.model import CTCModel, ModelConfig, count_parameters
+from asr.model import CTCModel, ModelConfig, count_parameters, flush_denormals
 from asr.scoring import score
 from asr.text import Vocabulary
 
@@ -327,8 +328,7 @@ def train(args) -> int:
         cfg = load_config(TrainConfig, args.config, args.set or [])
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
-    # Denormal floats in the recurrent state can make CPU steps ten times slower.
-    torch.set_flush_denormal(True)
+    flush_denormals()
     torch.manual_seed(cfg.seed + rt.rank)
     amp = cfg.amp and rt.device.type == "cuda"
 
@@ -534,6 +534,13 @@ def finish(exp: Path, cfg: TrainConfig, state: TrainState, dev_loader, vocab, rt
             dev = evaluate(model, dev_loader, rt.device, vocab.tokens, False)
             print(f"avg of {len(paths)} epochs: dev CER {dev['cer']:.2f}%, WER {dev['wer']:.2f}%")
     speed = state.audio_seconds / max(1e-9, state.train_seconds)
+    # The marker recipes test for: best.pt exists from the first epoch on, this only at the end.
+    done = {"epochs": state.epoch, "best_epoch": state.best_epoch + 1,
+            "best_dev_cer": state.best_cer, "audio_seconds": state.audio_seconds,
+            "train_seconds": state.train_seconds}
+    tmp = exp / "done.json.tmp"
+    tmp.write_text(json.dumps(done, indent=1) + "\n")
+    tmp.replace(exp / "done.json")
     print(f"done: best dev CER {state.best_cer:.2f}% at epoch {state.best_epoch + 1}; "
           f"{state.audio_seconds / 3600:.2f} audio-h in {state.train_seconds / 60:.1f} min of "
           f"training steps ({speed:.1f} audio-h/h)")

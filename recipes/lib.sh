@@ -92,7 +92,7 @@ train_lm() {
 
 # stage 4: train_model TRAIN_SET DEV_SET
 train_model() {
-  already_done "$exp/best.pt" ||
+  already_done "$exp/done.json" ||
     asr train --config "$config" --train "$data/$1" --dev "$data/$2" \
       --feats-root "$feats" --out "$exp" --resume
 }
