@@ -339,6 +339,9 @@ def train(args) -> int:
         vocab = Vocabulary(resume_ckpt["tokens"])
     else:
         vocab = Vocabulary.build(u.text for u in read_data_dir(args.train))
+    # The input size comes from the features; config.yaml and checkpoints record it.
+    cfg = dataclasses.replace(
+        cfg, model=dataclasses.replace(cfg.model, num_features=train_store.config.num_features))
     model = build_model(cfg, len(vocab), train_store.config.num_features)
     mean, std = train_store.cmvn()
     model.cmvn.set_stats(torch.as_tensor(mean), torch.as_tensor(std))
