@@ -128,9 +128,12 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         self.epoch = epoch
         self.start_batch = start_batch
 
-    def global_batches(self) -> list[list[int]]:
-        rng = random.Random(self.seed * 100003 + self.epoch)
-        ascending = self.cfg.sortagrad and self.epoch == 0
+    def global_batches(self, epoch: int | None = None) -> list[list[int]]:
+        """The batches of `epoch` (default: the current one). Their number changes a little from
+        epoch to epoch, as the length jitter regroups utterances."""
+        epoch = self.epoch if epoch is None else epoch
+        rng = random.Random(self.seed * 100003 + epoch)
+        ascending = self.cfg.sortagrad and epoch == 0
         jitter = self.cfg.length_jitter if self.shuffle and not ascending else 0.0
         keys = [n * (1 + rng.uniform(-jitter, jitter)) for n in self.lengths]
         order = sorted(range(len(self.lengths)), key=lambda i: (keys[i], i))

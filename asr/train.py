@@ -373,8 +373,8 @@ def train(args) -> int:
         model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
         weight_decay=cfg.optim.weight_decay,
     )
-    steps_per_epoch = len(train_sampler.global_batches())
-    total_steps = steps_per_epoch * cfg.epochs
+    steps_per_epoch = [len(train_sampler.global_batches(e)) for e in range(cfg.epochs)]
+    total_steps = sum(steps_per_epoch)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.optim, total_steps))
     scaler = torch.amp.GradScaler(rt.device.type, enabled=amp)
     state = TrainState()
@@ -400,7 +400,7 @@ def train(args) -> int:
         print(f"device {rt.device} (x{rt.world_size}), amp {amp}; "
               f"model {count_parameters(model) / 1e6:.2f}M parameters")
         print(f"train: {len(train_set)} utterances, {train_set.audio_seconds / 3600:.2f} h "
-              f"({describe_skipped(train_set)}); {steps_per_epoch} steps per epoch")
+              f"({describe_skipped(train_set)}); {total_steps} steps in {cfg.epochs} epochs")
         print(f"dev: {len(dev_set)} utterances ({describe_skipped(dev_set)})")
 
     def save(name: str, full: bool = True) -> None:
@@ -424,7 +424,7 @@ def train(args) -> int:
         epoch_loss, epoch_tokens, epoch_audio = 0.0, 0, 0.0
         bar = tqdm(
             train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not rt.is_main,
-            initial=state.batch_in_epoch, total=steps_per_epoch, dynamic_ncols=True,
+            initial=state.batch_in_epoch, total=steps_per_epoch[epoch], dynamic_ncols=True,
             file=sys.stdout, mininterval=5.0,
         )
         for batch in bar:

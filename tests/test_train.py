@@ -11,6 +11,7 @@ from helpers_train import run_asr, tiny_train_args
 
 from asr.checkpoint import load_checkpoint
 from asr.scoring import read_kaldi_text
+from asr.train import OptimConfig, lr_lambda
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +36,27 @@ def test_overfits_a_few_utterances(tone_model_corpus, tone_model, tmp_path):
     assert correct >= len(refs) - 1, wer
     for name in ("config.yaml", "tokens.txt", "curves.png", "best.pt", "last.pt"):
         assert (out / name).exists(), name
+
+
+def test_lr_schedule_ends_at_the_last_step(corpus, tmp_path):
+    # Length jitter regroups the batches each epoch, and sortagrad's sorted first epoch packs
+    # them tighter, so epochs differ in length: the schedule counts each one.
+    out = tmp_path / "exp"
+    proc = run_asr(tiny_train_args(corpus, out, "epochs=4", "save_every_steps=0",
+                                   "data.sortagrad=true", "data.length_jitter=0.5",
+                                   "data.max_utts=100", "data.max_frames=500",
+                                   "optim.final_lr_ratio=0.1"))
+    with open(out / "metrics.csv") as f:
+        rows = list(csv.DictReader(f))
+    steps = [int(r["step"]) for r in rows]
+    per_epoch = [b - a for a, b in zip([0] + steps, steps)]
+    assert len(set(per_epoch)) > 1, per_epoch  # the case this test is about
+    assert f"{steps[-1]} steps in 4 epochs" in proc.stdout, proc.stdout
+    # every epoch's lr is where a cosine that ends at the last step puts it
+    factor = lr_lambda(OptimConfig(warmup_steps=1, final_lr_ratio=0.1), total_steps=steps[-1])
+    for row, step in zip(rows, steps):
+        assert float(row["lr"]) == pytest.approx(0.003 * factor(step), rel=1e-6), step
+    assert float(rows[-1]["lr"]) == pytest.approx(0.003 * 0.1, rel=1e-6)
 
 
 def final_weights(path):
