@@ -69,7 +69,9 @@ def _spk2utt(utts: Sequence[Utterance]) -> dict[str, list[str]]:
     return {s: spk2utt[s] for s in sorted(spk2utt)}
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a UTF-8 text file through a hidden temporary file, fsync and rename: readers see the
+    old file or the whole new one, never a part."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", encoding="utf-8", newline="\n") as f:
         f.write(text)
@@ -98,7 +100,7 @@ def write_data_dir(out_dir: str | Path, utts: Iterable[Utterance]) -> Path:
         "spk2utt": "".join(f"{s} {' '.join(ids)}\n" for s, ids in _spk2utt(utts).items()),
     }
     for name in FILES:
-        _write_atomic(out_dir / name, contents[name])
+        write_text_atomic(out_dir / name, contents[name])
     if read_data_dir(out_dir) != utts:
         raise DataDirError(f"{out_dir}: data dir reads back differently from what was written")
     return out_dir

@@ -7,12 +7,13 @@ same file.
 
 from __future__ import annotations
 
-import os
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from asr.datadir import write_text_atomic
 
 BLANK = "<blank>"  # the CTC blank, id 0
 WORD_SEP = "|"  # the token between words
@@ -120,10 +121,7 @@ class Vocabulary:
 
     def save(self, path: str | Path) -> None:
         """Write tokens.txt atomically (temp file + rename)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("".join(f"{t}\n" for t in self.tokens), encoding="utf-8")
-        os.replace(tmp, path)
+        write_text_atomic(Path(path), "".join(f"{t}\n" for t in self.tokens))
 
     def __len__(self) -> int:
         return len(self.tokens)

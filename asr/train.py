@@ -33,7 +33,7 @@ from asr.checkpoint import (
 )
 from asr.config import apply_overrides, from_dict, load_config, save_config, to_dict
 from asr.data import BucketBatchSampler, CTCDataset, DataConfig, describe_skipped, make_loader
-from asr.datadir import read_data_dir
+from asr.datadir import read_data_dir, write_text_atomic
 from asr.decoding import GreedyDecoder
 from asr.faults import maybe_kill
 from asr.featstore import FeatureStore
@@ -541,9 +541,7 @@ def finish(exp: Path, cfg: TrainConfig, state: TrainState, dev_loader, vocab, rt
     done = {"epochs": state.epoch, "best_epoch": state.best_epoch + 1,
             "best_dev_cer": state.best_cer, "audio_seconds": state.audio_seconds,
             "train_seconds": state.train_seconds}
-    tmp = exp / "done.json.tmp"
-    tmp.write_text(json.dumps(done, indent=1) + "\n")
-    tmp.replace(exp / "done.json")
+    write_text_atomic(exp / "done.json", json.dumps(done, indent=1) + "\n")
     print(f"done: best dev CER {state.best_cer:.2f}% at epoch {state.best_epoch + 1}; "
           f"{state.audio_seconds / 3600:.2f} audio-h in {state.train_seconds / 60:.1f} min of "
           f"training steps ({speed:.1f} audio-h/h)")

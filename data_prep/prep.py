@@ -23,6 +23,7 @@ from asr.datadir import (
     split_by_speaker,
     split_by_utterance,
     write_data_dir,
+    write_text_atomic,
 )
 from asr.text import CASES, TextNormConfig
 from data_prep.common import ImportResult, LayoutError, Problem
@@ -67,22 +68,16 @@ def set_counts(sets: dict[str, list[Utterance]]) -> dict[str, dict[str, int]]:
             for name, utts in sets.items()}
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_outputs(out_dir: Path, sets: dict[str, list[Utterance]], problems: list[Problem],
                   record: dict) -> None:
     """The data dirs, problems.tsv, and prep.json last (its presence means prep is done)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, utts in sets.items():
         write_data_dir(out_dir / name, utts)
-    _write_atomic(out_dir / PROBLEMS_TSV, "".join(f"{p.path}\t{p.reason}\n" for p in problems))
+    write_text_atomic(out_dir / PROBLEMS_TSV, "".join(f"{p.path}\t{p.reason}\n" for p in problems))
     record = {**record, "sets": set_counts(sets),
               "problems": [{"path": p.path, "reason": p.reason} for p in problems]}
-    _write_atomic(out_dir / PREP_JSON, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(out_dir / PREP_JSON, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
 
 
 def prep(args: argparse.Namespace) -> tuple[dict[str, list[Utterance]], list[Problem]]:
