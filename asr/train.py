@@ -127,12 +127,10 @@ def setup_runtime(device_arg: str) -> Runtime:
     return Runtime(device, rank, world_size, local_rank)
 
 
-def build_model(cfg: TrainConfig, vocab_size: int, num_features: int) -> CTCModel:
-    if cfg.model.num_features != num_features:
-        model_cfg = dataclasses.replace(cfg.model, num_features=num_features)
-    else:
-        model_cfg = cfg.model
-    return CTCModel(model_cfg, vocab_size)
+def with_num_features(cfg: TrainConfig, num_features: int) -> TrainConfig:
+    """The config with the model's input size taken from the features, so that config.yaml and
+    the checkpoints record the model that was built."""
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_features=num_features))
 
 
 def lr_lambda(cfg: OptimConfig, total_steps: int):
@@ -339,10 +337,8 @@ def train(args) -> int:
         vocab = Vocabulary(resume_ckpt["tokens"])
     else:
         vocab = Vocabulary.build(u.text for u in read_data_dir(args.train))
-    # The input size comes from the features; config.yaml and checkpoints record it.
-    cfg = dataclasses.replace(
-        cfg, model=dataclasses.replace(cfg.model, num_features=train_store.config.num_features))
-    model = build_model(cfg, len(vocab), train_store.config.num_features)
+    cfg = with_num_features(cfg, train_store.config.num_features)
+    model = CTCModel(cfg.model, len(vocab))
     mean, std = train_store.cmvn()
     model.cmvn.set_stats(torch.as_tensor(mean), torch.as_tensor(std))
 

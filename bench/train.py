@@ -19,9 +19,9 @@ import torch
 from asr.config import load_config
 from asr.data import BucketBatchSampler, CTCDataset, make_loader
 from asr.datadir import read_data_dir
-from asr.model import count_parameters
+from asr.model import CTCModel, count_parameters
 from asr.text import Vocabulary
-from asr.train import TrainConfig, build_model, ctc_loss_sum
+from asr.train import TrainConfig, ctc_loss_sum, with_num_features
 
 
 class RandomBatchSampler(torch.utils.data.Sampler):
@@ -42,7 +42,7 @@ class RandomBatchSampler(torch.utils.data.Sampler):
 
 def measure(cfg, dataset, sampler, vocab_size, num_features, seconds, warmup, frame_shift_s):
     torch.manual_seed(0)
-    model = build_model(cfg, vocab_size, num_features)
+    model = CTCModel(with_num_features(cfg, num_features).model, vocab_size)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr)
     model.train()
     audio, frames_padded, frames_real, steps = 0.0, 0, 0, 0
