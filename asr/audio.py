@@ -4,6 +4,17 @@ wav/flac/ogg/mp3/NIST sphere are read with soundfile (libsndfile); anything it c
 to librosa (audioread) as a fallback. Integer samples (16/24/32 bit) are scaled to [-1, 1]; float
 samples are kept as stored. Channels are averaged and the rate is converted with soxr.
 Every failure is an `AudioError` whose message names the file and the reason.
+
+Headerless PCM (CMU's `an4_raw.bigendian`, telephone `.raw` dumps) has no header to say how to
+read it, so its format travels with the path, in the one notation every stage reads (`wav.scp`,
+`asr transcribe`, `asr decode`):
+
+    raw:rate=16000,encoding=s16be,channels=1:/abs/path/an251-fash-b.raw
+
+`raw:` then comma-separated `key=value` options (no colon among them), then `:` and the path.
+Keys: `rate` (Hz, required), `encoding` (`s16le`, `s16be`, `s24le`, `s24be`, `s32le`, `s32be`,
+`u8`, `f32le`, `f32be`, `f64le`, `f64be`; required), `channels` (default 1). Nothing is run: this
+stands in for Kaldi's piped `sph2pipe ... |` and `sox -t raw ... |` commands, which we refuse.
 """
 
 from __future__ import annotations
@@ -16,6 +27,16 @@ import numpy as np
 import soundfile as sf
 
 SAMPLE_RATE = 16000  # Hz, the rate every wave is resampled to unless told otherwise
+RAW_PREFIX = "raw:"  # an audio spec that starts with this is headerless PCM (see above)
+# encoding name -> (soundfile subtype, soundfile endian)
+RAW_ENCODINGS = {
+    "u8": ("PCM_U8", "FILE"),
+    "s16le": ("PCM_16", "LITTLE"), "s16be": ("PCM_16", "BIG"),
+    "s24le": ("PCM_24", "LITTLE"), "s24be": ("PCM_24", "BIG"),
+    "s32le": ("PCM_32", "LITTLE"), "s32be": ("PCM_32", "BIG"),
+    "f32le": ("FLOAT", "LITTLE"), "f32be": ("FLOAT", "BIG"),
+    "f64le": ("DOUBLE", "LITTLE"), "f64be": ("DOUBLE", "BIG"),
+}
 
 
 class AudioError(ValueError):
@@ -41,6 +62,83 @@ class AudioInfo:
         return self.frames / self.sample_rate
 
 
+class AudioSpecError(ValueError):
+    """A `raw:...:path` audio spec that cannot be parsed; the message says why."""
+
+
+@dataclass(frozen=True)
+class RawFormat:
+    """How to read a headerless PCM file."""
+
+    rate: int  # Hz
+    encoding: str  # a key of RAW_ENCODINGS, e.g. "s16be"
+    channels: int = 1
+
+    def __post_init__(self):
+        if self.encoding not in RAW_ENCODINGS:
+            raise AudioSpecError(f"unknown raw encoding {self.encoding!r} "
+                                 f"(one of {', '.join(RAW_ENCODINGS)})")
+        if self.rate <= 0 or self.channels <= 0:
+            raise AudioSpecError(f"raw rate and channels must be positive ({self})")
+
+    @property
+    def bytes_per_frame(self) -> int:
+        width = {"PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+        return width[RAW_ENCODINGS[self.encoding][0]] * self.channels
+
+    def spec(self, path: str | Path) -> str:
+        """The wav.scp notation for `path` read with this format."""
+        options = f"rate={self.rate},encoding={self.encoding},channels={self.channels}"
+        return f"{RAW_PREFIX}{options}:{path}"
+
+
+def parse_audio_spec(spec: str | Path) -> tuple[Path, RawFormat | None]:
+    """A wav.scp audio entry -> (path, RawFormat for headerless PCM, else None).
+
+    Raises AudioSpecError for a `raw:` entry with unknown, missing or malformed options.
+    """
+    text = str(spec)
+    if not text.startswith(RAW_PREFIX):
+        return Path(text), None
+    options, sep, path = text[len(RAW_PREFIX):].partition(":")
+    if not sep or not path:
+        raise AudioSpecError(f"{text!r}: expected raw:KEY=VALUE,...:PATH")
+    values: dict[str, str] = {}
+    for item in options.split(","):
+        key, eq, value = item.partition("=")
+        if not eq or key not in ("rate", "encoding", "channels") or key in values:
+            raise AudioSpecError(f"{text!r}: bad option {item!r} (keys: rate, encoding, channels)")
+        values[key] = value
+    if "rate" not in values or "encoding" not in values:
+        raise AudioSpecError(f"{text!r}: raw audio needs rate= and encoding=")
+    try:
+        fmt = RawFormat(int(values["rate"]), values["encoding"], int(values.get("channels", 1)))
+    except ValueError as e:
+        raise AudioSpecError(f"{text!r}: {e}") from None
+    return Path(path), fmt
+
+
+def audio_path(spec: str | Path) -> Path:
+    """The file behind an audio spec (the spec itself for an ordinary path)."""
+    return parse_audio_spec(spec)[0]
+
+
+def _parse(spec: str | Path) -> tuple[Path, RawFormat | None]:
+    """parse_audio_spec, with its error as an AudioError naming the entry."""
+    try:
+        return parse_audio_spec(spec)
+    except AudioSpecError as e:
+        raise AudioError(spec, str(e).split(": ", 1)[-1]) from None
+
+
+def _raw_frames(path: Path, fmt: RawFormat) -> int:
+    size = path.stat().st_size
+    if size % fmt.bytes_per_frame:
+        raise AudioError(path, f"{size} bytes is not a whole number of {fmt.encoding} "
+                               f"frames of {fmt.channels} channel(s): not this raw format?")
+    return size // fmt.bytes_per_frame
+
+
 def _check_file(path: Path) -> None:
     """Raise AudioError for a path that is not a non-empty regular file."""
     if not path.exists():
@@ -59,12 +157,15 @@ def _sf_reason(e: Exception) -> str:
 
 
 def audio_info(path: str | Path) -> AudioInfo:
-    """Header of an audio file (rate, channels, length), without decoding the samples.
+    """Header of an audio file or `raw:` spec (rate, channels, length), without decoding the
+    samples.
 
     Raises AudioError for a missing, empty or unreadable file, or one that holds no samples.
     """
-    path = Path(path)
+    path, raw = _parse(path)
     _check_file(path)
+    if raw is not None:
+        return AudioInfo(raw.rate, raw.channels, _raw_frames(path, raw))
     try:
         info = sf.info(str(path))
         result = AudioInfo(int(info.samplerate), int(info.channels), int(info.frames))
@@ -97,8 +198,18 @@ def _fallback_read(path: Path, sf_reason: str) -> tuple[np.ndarray, int]:
     return wave, int(rate)
 
 
-def _read(path: Path) -> tuple[np.ndarray, int]:
+def _read(path: Path, raw: RawFormat | None = None) -> tuple[np.ndarray, int]:
     """-> (samples [N, C] float32, integer formats scaled to [-1, 1], rate)."""
+    if raw is not None:
+        _raw_frames(path, raw)
+        subtype, endian = RAW_ENCODINGS[raw.encoding]
+        try:
+            wave, rate = sf.read(str(path), dtype="float32", always_2d=True, format="RAW",
+                                 samplerate=raw.rate, channels=raw.channels, subtype=subtype,
+                                 endian=endian)
+        except Exception as e:
+            raise AudioError(path, f"unreadable raw audio ({_sf_reason(e)})") from e
+        return wave, int(rate)
     try:
         wave, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:
@@ -116,15 +227,16 @@ def resample(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
 
 
 def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Read an audio file as a mono float32 wave at `sample_rate`.
+    """Read an audio file (or a `raw:` spec of headerless PCM) as a mono float32 wave at
+    `sample_rate`.
 
     Returns: wave, shape = (N,), float32, integer formats scaled to [-1, 1].
     Raises AudioError (naming the file) for a missing/empty/unreadable file, one with no samples,
     or one holding NaN/inf samples.
     """
-    path = Path(path)
+    path, raw = _parse(path)
     _check_file(path)
-    wave, rate = _read(path)  # [N, C]
+    wave, rate = _read(path, raw)  # [N, C]
     if wave.shape[0] == 0 or wave.shape[1] == 0:
         raise AudioError(path, "no samples")
     if rate <= 0:

@@ -1,6 +1,7 @@
 """Kaldi-style data dirs: `wav.scp`, `text`, `utt2spk`, `spk2utt`, all sorted by utterance id.
 
-    wav.scp   utt-id<space>absolute-audio-path
+    wav.scp   utt-id<space>absolute-audio-path (or `raw:OPTIONS:/abs/path` for headerless
+              PCM, the notation of `asr.audio`; piped commands are refused)
     text      utt-id<space>transcript
     utt2spk   utt-id<space>speaker
     spk2utt   speaker<space>utt-id utt-id ...
@@ -18,6 +19,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from asr.audio import AudioSpecError, parse_audio_spec
+
 FILES = ("wav.scp", "text", "utt2spk", "spk2utt")
 
 
@@ -25,7 +28,7 @@ FILES = ("wav.scp", "text", "utt2spk", "spk2utt")
 class Utterance:
     utt_id: str  # unique, no whitespace; by Kaldi convention starts with the speaker id
     speaker: str  # no whitespace
-    audio: str  # absolute path of the audio file
+    audio: str  # absolute path of the audio file, or a `raw:...:/abs/path` spec (asr.audio)
     text: str  # normalised transcript
 
 
@@ -54,7 +57,11 @@ def check_utterances(utts: Iterable[Utterance]) -> list[Utterance]:
             raise DataDirError(f"{where}: duplicate utterance id")
         if not u.audio or u.audio != u.audio.strip() or "\n" in u.audio or "\r" in u.audio:
             raise DataDirError(f"{where}: bad audio path {u.audio!r}")
-        if not os.path.isabs(u.audio):
+        try:
+            path, _ = parse_audio_spec(u.audio)
+        except AudioSpecError as e:
+            raise DataDirError(f"{where}: {e}") from None
+        if not os.path.isabs(path):
             raise DataDirError(f"{where}: audio path {u.audio!r} is not absolute")
         if u.text != u.text.strip() or "\n" in u.text or "\r" in u.text:
             raise DataDirError(f"{where}: transcript has a line break or a space at an end")
@@ -90,7 +97,7 @@ def write_data_dir(out_dir: str | Path, utts: Iterable[Utterance]) -> Path:
     if not utts:
         raise DataDirError(f"{out_dir}: no utterances to write")
     for u in utts:
-        if not os.path.isfile(u.audio):
+        if not os.path.isfile(parse_audio_spec(u.audio)[0]):
             raise DataDirError(f"utterance {u.utt_id!r}: audio file {u.audio} does not exist")
     out_dir.mkdir(parents=True, exist_ok=True)
     contents = {
@@ -175,7 +182,11 @@ def read_data_dir(data_dir: str | Path) -> list[Utterance]:
         where = f"{data_dir / 'wav.scp'}:{lineno}"
         if audio.endswith("|"):
             raise DataDirError(f"{where}: pipe commands are not supported ({audio!r})")
-        if not os.path.isabs(audio):
+        try:
+            path, _ = parse_audio_spec(audio)
+        except AudioSpecError as e:
+            raise DataDirError(f"{where}: {e}") from None
+        if not os.path.isabs(path):
             raise DataDirError(f"{where}: audio path {audio!r} is not absolute "
                                "(`asr prep kaldi` imports data dirs with relative paths)")
     text = _read_table(data_dir / "text", allow_empty_value=True)

@@ -1,8 +1,11 @@
-"""AN4 (CMU census database): alphanumeric utterances, NIST sphere audio.
+"""AN4 (CMU census database): alphanumeric utterances, in either of CMU's two releases.
 
 Layout as released (`an4/`): `etc/an4_train.transcription` and `etc/an4_test.transcription`,
 lines `<s> TEXT </s> (uttid)` (the test file may lack the `<s> </s>` marks); audio
-`wav/an4_clstk/<spk>/<uttid>.sph` (train) and `wav/an4test_clstk/<spk>/<uttid>.sph` (test).
+`wav/an4_clstk/<spk>/<uttid>.EXT` (train) and `wav/an4test_clstk/<spk>/<uttid>.EXT` (test), where
+EXT is `.sph` (NIST sphere, `an4_sphere.tar.gz`) or `.raw` (`an4_raw.bigendian.tar.gz`: headerless
+16 kHz 16-bit signed PCM, big-endian, whatever that release's README says). Each utterance takes
+the file that is on disk; `.raw` files get the `raw:` spec of `asr.audio` in wav.scp.
 The speaker is the uttid's middle field (`an251-fash-b` -> `fash`); utterance ids are
 `fash-an251-fash-b`.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from asr.audio import RawFormat
 from asr.text import TextNormConfig
 from data_prep.common import (
     Entry,
@@ -28,6 +32,7 @@ SETS = {"train": ("an4_train.transcription", "an4_clstk"),
         "test": ("an4_test.transcription", "an4test_clstk")}
 LINE = re.compile(r"^(?P<text>.*)\((?P<utt>[^()\s]+)\)\s*$")
 MARKS = re.compile(r"</?s>")
+RAW_FORMAT = RawFormat(rate=16000, encoding="s16be", channels=1)  # an4_raw.bigendian
 
 
 def parse_line(line: str) -> tuple[str, str] | None:
@@ -59,7 +64,9 @@ def set_entries(
         if audio is None:
             problems.append(Problem(where, reason))
             continue
-        entries.append(Entry(set_name, f"{speaker}-{utt}", speaker, audio, text, where))
+        raw = audio.with_suffix(".raw")
+        spec = RAW_FORMAT.spec(raw) if not audio.exists() and raw.exists() else audio
+        entries.append(Entry(set_name, f"{speaker}-{utt}", speaker, spec, text, where))
     return entries
 
 

@@ -50,7 +50,7 @@ class Entry:
     set_name: str
     utt_id: str
     speaker: str
-    audio: Path
+    audio: Path | str  # a file, or an `asr.audio` spec such as `raw:...:/abs/path`
     text: str  # raw transcript
     where: str  # transcript location for problems: "file" or "file:line"
 
@@ -124,7 +124,7 @@ def read_transcript(path: Path, problems: list[Problem]) -> str | None:
     return None
 
 
-def audio_problem(path: Path) -> str | None:
+def audio_problem(path: Path | str) -> str | None:
     """Why a file's audio header is unusable (cheap: the samples are not decoded), or None."""
     try:
         audio_info(path)

@@ -95,8 +95,17 @@ def make_librispeech(root: Path) -> Path:
     return base
 
 
-def make_an4(root: Path) -> Path:
-    """an4/ with 2 train utterances (one missing its audio) and 1 test without <s> marks."""
+def write_raw_bigendian(path: Path, wave: np.ndarray) -> Path:
+    """Headerless 16-bit signed big-endian PCM, as CMU's an4_raw.bigendian release holds."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pcm = np.clip(np.round(wave * 32768), -32768, 32767).astype(">i2")
+    path.write_bytes(pcm.tobytes())
+    return path
+
+
+def make_an4(root: Path, release: str = "sphere") -> Path:
+    """an4/ with 2 train utterances (one missing its audio) and 1 test without <s> marks, in
+    CMU's sphere release (`.sph`) or its raw big-endian one (`.raw`)."""
     an4 = root / "an4"
     write_lines(an4 / "etc/an4_train.transcription", [
         "<s> YES </s> (an251-fash-b)",
@@ -104,9 +113,12 @@ def make_an4(root: Path) -> Path:
         "<s> ENTER SIX </s> (cen1-mblw-b)",
     ])
     write_lines(an4 / "etc/an4_test.transcription", ["ERASE C Q (an406-fcaw-b)"])
-    write_audio(an4 / "wav/an4_clstk/fash/an251-fash-b.sph")
-    write_audio(an4 / "wav/an4_clstk/mblw/cen1-mblw-b.sph")
-    write_audio(an4 / "wav/an4test_clstk/fcaw/an406-fcaw-b.sph")
+    for rel in ("an4_clstk/fash/an251-fash-b", "an4_clstk/mblw/cen1-mblw-b",
+                "an4test_clstk/fcaw/an406-fcaw-b"):
+        if release == "raw":
+            write_raw_bigendian(an4 / f"wav/{rel}.raw", sine(0.1))
+        else:
+            write_audio(an4 / f"wav/{rel}.sph")
     return an4
 
 

@@ -99,14 +99,47 @@ def test_librispeech(tmp_path):
     assert one.sets["dev_clean"][0].speaker == "84"
 
 
-def test_an4(tmp_path):
-    result = importer("an4")(make_an4(tmp_path), NORM)
+@pytest.mark.parametrize("release", ["sphere", "raw"])
+def test_an4(tmp_path, release):
+    result = importer("an4")(make_an4(tmp_path, release), NORM)
     assert texts(result) == {
         "train": {"fash-an251-fash-b": "YES", "mblw-cen1-mblw-b": "ENTER SIX"},
         "test": {"fcaw-an406-fcaw-b": "ERASE C Q"},
     }
     assert reasons(result) == [("an253-fash-b.sph", "no such file")]
     assert result.sets["train"][0].speaker == "fash"
+    audio = result.sets["train"][0].audio
+    if release == "raw":
+        assert audio.startswith("raw:rate=16000,encoding=s16be,channels=1:/")
+        assert audio.endswith("/wav/an4_clstk/fash/an251-fash-b.raw")
+    else:
+        assert audio.endswith("/wav/an4_clstk/fash/an251-fash-b.sph")
+
+
+def test_an4_releases_give_the_same_data_dirs(tmp_path):
+    """asr prep an4 on the sphere and on the raw release: the same files, line for line, apart
+    from the audio entries of wav.scp, which differ only in path and format notation."""
+    outs = {}
+    for release in ("sphere", "raw"):
+        src = make_an4(tmp_path / release, release)
+        out = tmp_path / f"data_{release}"
+        assert main(["prep", "an4", str(src), str(out), "--dev-utts", "1"]) == 0
+        outs[release] = out
+    sets = sorted(p.name for p in outs["sphere"].iterdir() if p.is_dir())
+    assert sets == sorted(p.name for p in outs["raw"].iterdir() if p.is_dir()) and "test" in sets
+    for s in sets:
+        for name in ("text", "utt2spk", "spk2utt"):
+            assert (outs["sphere"] / s / name).read_text() == (outs["raw"] / s / name).read_text()
+        sph = (outs["sphere"] / s / "wav.scp").read_text().splitlines()
+        raw = (outs["raw"] / s / "wav.scp").read_text().splitlines()
+        assert len(sph) == len(raw)
+        for a, b in zip(sph, raw):
+            utt_a, path_a = a.split(" ", 1)
+            utt_b, spec_b = b.split(" ", 1)
+            assert utt_a == utt_b
+            rel_a = Path(path_a).relative_to(tmp_path / "sphere").with_suffix("")
+            assert spec_b == "raw:rate=16000,encoding=s16be,channels=1:" + str(
+                tmp_path / "raw" / rel_a.with_suffix(".raw"))
 
 
 def test_ljspeech(tmp_path):
