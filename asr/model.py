@@ -234,12 +234,21 @@ class CTCModel(nn.Module):
         """feat_lens [B] -> out_lens [B] after subsampling."""
         return self.subsampling.output_lengths(feat_lens) if self.subsampling else feat_lens
 
+    @torch.jit.unused
+    def augment_features(self, x, feat_lens):  # no annotations: the scripter reads them as text
+        """SpecAugment with the config's settings: x [B, T, F] normalised -> [B, T, F]. Left out
+        of a scripted model (torch.jit.script cannot read the config dataclass; an exported
+        model is for inference, where this never runs)."""
+        if self.cfg.spec_augment is None:
+            return x
+        return spec_augment(x, feat_lens, self.cfg.spec_augment)
+
     def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor):
         """feats [B, T, F] (raw features), feat_lens [B] ->
         (log_probs [B, T', V] float32, out_lens [B])."""
         x = self.cmvn(feats, feat_lens)
-        if self.training and self.augment and self.cfg.spec_augment is not None:
-            x = spec_augment(x, feat_lens, self.cfg.spec_augment)
+        if self.training and self.augment:
+            x = self.augment_features(x, feat_lens)
         lens = feat_lens
         if self.subsampling is not None:
             x, lens = self.subsampling(x, lens)
