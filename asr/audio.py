@@ -13,12 +13,20 @@ read it, so its format travels with the path, in the one notation every stage re
 
 `raw:` then comma-separated `key=value` options (no colon among them), then `:` and the path.
 Keys: `rate` (Hz, required), `encoding` (`s16le`, `s16be`, `s24le`, `s24be`, `s32le`, `s32be`,
-`u8`, `f32le`, `f32be`, `f64le`, `f64be`; required), `channels` (default 1). Nothing is run: this
-stands in for Kaldi's piped `sph2pipe ... |` and `sox -t raw ... |` commands, which we refuse.
+`u8`, `f32le`, `f32be`, `f64le`, `f64be`; required), `channels` (default 1).
+
+Speed perturbation (Ko et al. 2015, Kaldi's `perturb_data_dir_speed.sh`) is the same kind of entry:
+
+    speed:0.9:/abs/path/x.flac        speed:1.1:raw:rate=16000,...:/abs/path/x.raw
+
+plays the audio 0.9 (1.1) times as fast: tempo and pitch change together, as with `sox speed`.
+Nothing is run: these stand in for Kaldi's piped `sph2pipe ... |` and `sox ... speed 0.9 |`
+commands, which we refuse.
 """
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +36,8 @@ import soundfile as sf
 
 SAMPLE_RATE = 16000  # Hz, the rate every wave is resampled to unless told otherwise
 RAW_PREFIX = "raw:"  # an audio spec that starts with this is headerless PCM (see above)
+SPEED_PREFIX = "speed:"  # speed:FACTOR:SPEC plays SPEC FACTOR times as fast
+SPEED_RANGE = (0.5, 2.0)  # factors accepted in a speed: spec
 # encoding name -> (soundfile subtype, soundfile endian)
 RAW_ENCODINGS = {
     "u8": ("PCM_U8", "FILE"),
@@ -92,12 +102,35 @@ class RawFormat:
         return f"{RAW_PREFIX}{options}:{path}"
 
 
-def parse_audio_spec(spec: str | Path) -> tuple[Path, RawFormat | None]:
-    """A wav.scp audio entry -> (path, RawFormat for headerless PCM, else None).
-
-    Raises AudioSpecError for a `raw:` entry with unknown, missing or malformed options.
-    """
+def split_speed(spec: str | Path) -> tuple[float, str]:
+    """`speed:0.9:SPEC` -> (0.9, SPEC); anything else -> (1.0, spec)."""
     text = str(spec)
+    if not text.startswith(SPEED_PREFIX):
+        return 1.0, text
+    factor, sep, inner = text[len(SPEED_PREFIX):].partition(":")
+    try:
+        value = float(factor)
+    except ValueError:
+        value = math.nan
+    if not sep or not inner or not SPEED_RANGE[0] <= value <= SPEED_RANGE[1]:
+        raise AudioSpecError(f"{text!r}: expected speed:FACTOR:SPEC with FACTOR in "
+                             f"[{SPEED_RANGE[0]}, {SPEED_RANGE[1]}]")
+    return value, inner
+
+
+def speed_spec(spec: str | Path, factor: float) -> str:
+    """The entry that plays `spec` `factor` times as fast (the spec itself for 1.0)."""
+    return str(spec) if factor == 1.0 else f"{SPEED_PREFIX}{factor:g}:{spec}"
+
+
+def parse_audio_spec(spec: str | Path) -> tuple[Path, RawFormat | None]:
+    """A wav.scp audio entry -> (path, RawFormat for headerless PCM, else None); a `speed:`
+    prefix is looked through (see `split_speed`).
+
+    Raises AudioSpecError for a `raw:` or `speed:` entry with unknown, missing or malformed
+    options.
+    """
+    text = split_speed(spec)[1]
     if not text.startswith(RAW_PREFIX):
         return Path(text), None
     options, sep, path = text[len(RAW_PREFIX):].partition(":")
@@ -121,6 +154,14 @@ def parse_audio_spec(spec: str | Path) -> tuple[Path, RawFormat | None]:
 def audio_path(spec: str | Path) -> Path:
     """The file behind an audio spec (the spec itself for an ordinary path)."""
     return parse_audio_spec(spec)[0]
+
+
+def _speed(spec: str | Path) -> float:
+    """split_speed's factor, with its error as an AudioError naming the entry."""
+    try:
+        return split_speed(spec)[0]
+    except AudioSpecError as e:
+        raise AudioError(spec, str(e).split(": ", 1)[-1]) from None
 
 
 def _parse(spec: str | Path) -> tuple[Path, RawFormat | None]:
@@ -162,10 +203,12 @@ def audio_info(path: str | Path) -> AudioInfo:
 
     Raises AudioError for a missing, empty or unreadable file, or one that holds no samples.
     """
+    speed = _speed(path)
     path, raw = _parse(path)
     _check_file(path)
     if raw is not None:
-        return AudioInfo(raw.rate, raw.channels, _raw_frames(path, raw))
+        result = AudioInfo(raw.rate, raw.channels, _raw_frames(path, raw))
+        return _sped_up(result, speed)
     try:
         info = sf.info(str(path))
         result = AudioInfo(int(info.samplerate), int(info.channels), int(info.frames))
@@ -175,7 +218,11 @@ def audio_info(path: str | Path) -> AudioInfo:
         raise AudioError(path, f"bad header ({result.sample_rate} Hz, {result.channels} channels)")
     if result.frames <= 0:
         raise AudioError(path, "no samples")
-    return result
+    return _sped_up(result, speed)
+
+
+def _sped_up(info: AudioInfo, speed: float) -> AudioInfo:
+    return AudioInfo(info.sample_rate, info.channels, round(info.frames / speed))
 
 
 def _fallback_info(path: Path, sf_reason: str) -> AudioInfo:
@@ -217,7 +264,7 @@ def _read(path: Path, raw: RawFormat | None = None) -> tuple[np.ndarray, int]:
     return wave, int(rate)
 
 
-def resample(wave: np.ndarray, orig_rate: int, new_rate: int) -> np.ndarray:
+def resample(wave: np.ndarray, orig_rate: float, new_rate: int) -> np.ndarray:
     """Band-limited resampling (soxr, high quality). wave: [N] float32 -> [N * new/orig]."""
     if orig_rate == new_rate:
         return wave
@@ -234,6 +281,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     Raises AudioError (naming the file) for a missing/empty/unreadable file, one with no samples,
     or one holding NaN/inf samples.
     """
+    speed = _speed(path)
     path, raw = _parse(path)
     _check_file(path)
     wave, rate = _read(path, raw)  # [N, C]
@@ -244,4 +292,5 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     if not np.isfinite(wave).all():
         raise AudioError(path, "NaN or infinite samples")
     mono = wave.mean(axis=1, dtype=np.float32) if wave.shape[1] > 1 else wave[:, 0]  # [N, C] -> [N]
-    return np.ascontiguousarray(resample(mono, rate, sample_rate), dtype=np.float32)
+    # played `speed` times as fast: the samples taken as if recorded at rate * speed
+    return np.ascontiguousarray(resample(mono, rate * speed, sample_rate), dtype=np.float32)

@@ -10,6 +10,7 @@ import sys
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "prep": ("data_prep.prep", "import a corpus into Kaldi-style data dirs"),
+    "speed-perturb": ("data_prep.perturb", "speed-perturbed copies of a data dir (0.9/1.0/1.1)"),
     "features": ("data_prep.extract", "extract fbank/MFCC features (+ CMVN) for a data dir"),
     "train": ("asr.train", "train a BiLSTM-CTC model"),
     "decode": ("asr.recognize", "decode a data dir with a checkpoint and score it"),

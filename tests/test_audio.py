@@ -191,3 +191,33 @@ def test_raw_file_of_odd_size_is_refused(tmp_path):
     with pytest.raises(AudioError, match="not a whole number of s16be frames") as e:
         audio_info(RAW_BE + str(path))
     assert str(path) in str(e.value)
+
+
+# ---------------------------------------------------------------------------------------------
+# Speed perturbation: the `speed:` spec
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_speed_spec_changes_tempo_and_pitch(tmp_path, factor):
+    """speed:F plays the audio F times as fast, as sox's `speed` does: N / F samples, and a
+    tone's frequency times F. It composes with the raw: spec."""
+    from helpers_data import write_raw_bigendian
+
+    wave = sine(1.0, freq=1000.0, amp=0.3)
+    sf.write(tmp_path / "x.wav", wave, SR)
+    raw = write_raw_bigendian(tmp_path / "x.raw", wave)
+    for inner in (str(tmp_path / "x.wav"), RAW_BE + str(raw)):
+        spec = audio.speed_spec(inner, factor)
+        assert spec == f"speed:{factor:g}:{inner}"
+        out = load_audio(spec)
+        assert abs(len(out) - round(SR / factor)) <= 1
+        assert dominant_freq(out, SR) == pytest.approx(1000 * factor, abs=3)
+        assert audio_info(spec).frames == round(SR / factor)
+        assert audio.parse_audio_spec(spec)[0] == audio.audio_path(inner)
+    assert audio.speed_spec("/x.wav", 1.0) == "/x.wav"
+
+
+@pytest.mark.parametrize("spec", ["speed:fast:/x.wav", "speed:3:/x.wav", "speed:0.9"])
+def test_bad_speed_specs_say_why(spec):
+    with pytest.raises(AudioError, match="expected speed:FACTOR:SPEC"):
+        load_audio(spec)

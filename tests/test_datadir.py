@@ -144,3 +144,28 @@ def test_split_by_utterance():
     assert split_by_utterance(utts[::-1], 5, seed=3) == (train, dev)
     with pytest.raises(DataDirError, match="cannot hold out 20 dev utterances"):
         split_by_utterance(utts, 20, seed=0)
+
+
+def test_speed_perturb_writes_a_three_way_data_dir(tmp_path):
+    """asr speed-perturb: each utterance at 0.9, 1.0 and 1.1, ids and speakers prefixed
+    Kaldi's way, audio entries read through the speed: spec."""
+    from helpers_data import write_audio
+
+    from asr.audio import audio_info
+    from asr.cli import main
+    from asr.datadir import Utterance, write_data_dir
+
+    utts = [Utterance(f"spk{i}-u{i}", f"spk{i}", str(write_audio(tmp_path / f"{i}.wav", 1.0)),
+                      f"WORD {i}") for i in range(2)]
+    write_data_dir(tmp_path / "train", utts)
+    assert main(["speed-perturb", str(tmp_path / "train"), str(tmp_path / "train_sp")]) == 0
+    got = read_data_dir(tmp_path / "train_sp")
+    assert sorted(u.utt_id for u in got) == sorted(
+        f"{p}spk{i}-u{i}" for p in ("", "sp0.9-", "sp1.1-") for i in range(2))
+    by_id = {u.utt_id: u for u in got}
+    assert by_id["sp0.9-spk1-u1"].speaker == "sp0.9-spk1"
+    assert by_id["sp0.9-spk1-u1"].text == "WORD 1"
+    assert by_id["spk0-u0"].audio == utts[0].audio
+    assert audio_info(by_id["sp1.1-spk0-u0"].audio).frames == round(16000 / 1.1)
+    assert main(["speed-perturb", str(tmp_path / "train"), str(tmp_path / "x"),
+                 "--factors", "3"]) == 2
