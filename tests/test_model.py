@@ -55,14 +55,31 @@ def test_output_lengths_match_the_tensor():
 
 
 def test_spec_augment_masks_stay_inside_lengths():
+    # Time masks only, on ones: a masked frame is a zero row. No frame past a length may be
+    # masked, every row long enough gets masks, and none is wider than time_width of its row.
     torch.manual_seed(1)
     feats = torch.ones(3, 200, 40)
     lens = torch.tensor([200, 120, 60])
-    out = spec_augment(feats, lens, SpecAugmentConfig(freq_masks=2, freq_width=10, time_masks=3,
-                                                      time_width=0.1))
-    assert out.shape == feats.shape
-    assert (out == 0).any()  # something was masked
-    assert ((out == 0) | (out == 1)).all()
+    cfg = SpecAugmentConfig(freq_masks=0, time_masks=3, time_width=0.2)
+    for _ in range(20):
+        out = spec_augment(feats, lens, cfg)
+        assert out.shape == feats.shape and ((out == 0) | (out == 1)).all()
+        masked = (out == 0).all(dim=-1)  # (B, T): frames zeroed in every bin
+        assert ((out == 0).any(dim=-1) == masked).all()  # whole frames only
+        for b, n in enumerate(lens.tolist()):
+            assert not masked[b, n:].any(), f"row {b} masked past its length {n}"
+            assert masked[b, :n].sum() <= cfg.time_masks * int(cfg.time_width * n)
+    assert masked.any(dim=1).all()  # (the last draw) every row got a mask
+
+
+def test_spec_augment_frequency_masks_cover_whole_bands():
+    torch.manual_seed(2)
+    feats = torch.ones(2, 50, 40)
+    out = spec_augment(feats, torch.tensor([50, 30]),
+                       SpecAugmentConfig(freq_masks=2, freq_width=10, time_masks=0))
+    masked = (out[:, :30] == 0).all(dim=1)  # (B, F): bins zeroed in every valid frame
+    assert ((out[:, :30] == 0).any(dim=1) == masked).all()  # a band is masked in every frame
+    assert masked.any(dim=1).all() and (masked.sum(dim=1) <= 20).all()
 
 
 def test_config_rejects_unknown_keys_and_bad_types(tmp_path):
