@@ -78,12 +78,14 @@ def no_space(name: str) -> str:
 
 
 def resolve_listed(
-    src_dir: Path, listed: str, allow_outside: bool, base: Path | None = None
+    src_dir: Path, listed: str, allow_outside: bool, base: Path | None = None,
+    absolute_ok: bool = False,
 ) -> tuple[Path | None, str | None]:
     """A path read from a corpus file -> (absolute path, None) or (None, reason).
 
     Relative paths are taken from `base` (src_dir by default). Paths that resolve (symlinks
-    followed) outside src_dir are refused unless allow_outside.
+    followed) outside src_dir are refused unless allow_outside, or unless absolute_ok and the
+    path is listed as an absolute one (the user's own lists, where absolute paths are the norm).
     """
     listed = listed.strip()
     if not listed:
@@ -91,6 +93,8 @@ def resolve_listed(
     if listed.endswith("|"):
         return None, f"pipe command {listed!r} is not supported (convert the audio to files)"
     path = Path(os.path.abspath((base or src_dir) / listed))
+    if absolute_ok and os.path.isabs(listed):
+        return path, None
     if not allow_outside and not path.resolve().is_relative_to(src_dir.resolve()):
         return None, OUTSIDE_REASON
     return path, None

@@ -1,9 +1,12 @@
 """Import an existing Kaldi data dir (`wav.scp`, `text`, `utt2spk`).
 
 SRC is one data dir (one set, named after the dir) or a dir whose subdirs are data dirs (one set
-each). Relative audio paths in wav.scp are taken from SRC; paths resolving outside SRC (absolute
-ones included) are refused unless allow_outside. Pipe entries (`cmd |`) and `segments` files are
-not supported. Utterance ids not starting with their speaker id get it as a prefix (`spk-utt`).
+each). Unlike the importers of published corpora, absolute audio paths in wav.scp are used as they
+are, wherever they lead: this is the user's own listing, and Kaldi recipes write absolute paths.
+Relative paths are taken from SRC; one that leads outside SRC is refused unless allow_outside
+(it is most likely meant from a recipe dir, not from SRC). Pipe entries (`cmd |`) and `segments`
+files are not supported. Utterance ids not starting with their speaker id get it as a prefix
+(`spk-utt`).
 """
 
 from __future__ import annotations
@@ -45,15 +48,17 @@ def read_table(path: Path, problems: list[Problem]) -> dict[str, tuple[str, str]
 
 
 def data_dir_entries(
-    data_dir: Path, set_name: str, src_dir: Path, allow_outside: bool, problems: list[Problem]
+    data_dir: Path, set_name: str, src_dir: Path, allow_outside: bool, problems: list[Problem],
+    absolute_ok: bool = False,
 ) -> list[Entry]:
-    """A Kaldi data dir -> entries; wav.scp paths relative to src_dir."""
+    """A Kaldi data dir -> entries; wav.scp paths relative to src_dir. Absolute paths outside
+    src_dir are refused (a published corpus's lists) unless absolute_ok (the user's own)."""
     wav = read_table(data_dir / "wav.scp", problems)
     text = read_table(data_dir / "text", problems)
     utt2spk = read_table(data_dir / "utt2spk", problems)
     entries = []
     for utt, (listed, where) in wav.items():
-        audio, reason = resolve_listed(src_dir, listed, allow_outside)
+        audio, reason = resolve_listed(src_dir, listed, allow_outside, absolute_ok=absolute_ok)
         if audio is None:
             problems.append(Problem(f"{where} ({listed})", reason))
         elif utt not in text:
@@ -83,5 +88,6 @@ def import_corpus(src_dir: Path, norm: TextNormConfig, allow_outside: bool = Fal
     problems: list[Problem] = []
     entries = []
     for d in dirs:
-        entries += data_dir_entries(d, d.name, src_dir, allow_outside, problems)
+        entries += data_dir_entries(d, d.name, src_dir, allow_outside, problems,
+                                    absolute_ok=True)
     return finish(entries, norm, problems)

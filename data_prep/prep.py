@@ -4,7 +4,8 @@ Writes `OUT_DIR/<set>/{wav.scp,text,utt2spk,spk2utt}` for every set of the corpu
 carved from `train`, with --dev-speakers or --dev-utts), `OUT_DIR/problems.tsv`
 (`file<TAB>reason` for each skipped utterance) and, last, `OUT_DIR/prep.json` (importer, source,
 normalisation, split, counts, problems). Exit status: 0; 1 with --strict when anything was
-skipped; 2 when SRC_DIR is missing or not laid out as the corpus is.
+skipped; 2 when SRC_DIR is missing or not laid out as the corpus is, or when none of its
+utterances is usable (problems.tsv is written all the same, and the first reasons printed).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ CORPORA = ("speechocean762", "librispeech", "an4", "ljspeech", "commonvoice", "f
            "kaldi")
 PREP_JSON = "prep.json"
 PROBLEMS_TSV = "problems.tsv"
+SHOWN_PROBLEMS = 10  # reasons printed when no utterance at all is usable
 
 
 class PrepError(ValueError):
@@ -68,13 +70,30 @@ def set_counts(sets: dict[str, list[Utterance]]) -> dict[str, dict[str, int]]:
             for name, utts in sets.items()}
 
 
+def problems_tsv(problems: list[Problem]) -> str:
+    return "".join(f"{p.path}\t{p.reason}\n" for p in problems)
+
+
+def no_utterances_error(src_dir: Path, out_dir: Path, problems: list[Problem]) -> PrepError:
+    """The error for a corpus of which nothing is usable, after writing its problems.tsv."""
+    if not problems:
+        return PrepError(f"{src_dir}: no utterances found")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out_dir / PROBLEMS_TSV, problems_tsv(problems))
+    shown = "".join(f"\n  {p.path}: {p.reason}" for p in problems[:SHOWN_PROBLEMS])
+    if len(problems) > SHOWN_PROBLEMS:
+        shown += f"\n  ... {len(problems) - SHOWN_PROBLEMS} more"
+    return PrepError(f"{src_dir}: no usable utterances; all {len(problems)} problems are in "
+                     f"{out_dir / PROBLEMS_TSV}, the first:{shown}")
+
+
 def write_outputs(out_dir: Path, sets: dict[str, list[Utterance]], problems: list[Problem],
                   record: dict) -> None:
     """The data dirs, problems.tsv, and prep.json last (its presence means prep is done)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, utts in sets.items():
         write_data_dir(out_dir / name, utts)
-    write_text_atomic(out_dir / PROBLEMS_TSV, "".join(f"{p.path}\t{p.reason}\n" for p in problems))
+    write_text_atomic(out_dir / PROBLEMS_TSV, problems_tsv(problems))
     record = {**record, "sets": set_counts(sets),
               "problems": [{"path": p.path, "reason": p.reason} for p in problems]}
     write_text_atomic(out_dir / PREP_JSON, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
@@ -89,7 +108,7 @@ def prep(args: argparse.Namespace) -> tuple[dict[str, list[Utterance]], list[Pro
     result = import_corpus(args.corpus, src_dir, norm, args.allow_outside_paths)
     sets = {name: utts for name, utts in result.sets.items() if utts}
     if not sets:
-        raise PrepError(f"{src_dir}: no usable utterances ({len(result.problems)} problems)")
+        raise no_utterances_error(src_dir, out_dir, result.problems)
     sets = carve_dev(sets, args.dev_speakers, args.dev_utts, args.seed)
     record = {
         "corpus": args.corpus,
@@ -118,7 +137,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 if any utterance had to be skipped (outputs still written)")
     parser.add_argument("--allow-outside-paths", action="store_true",
-                        help="accept audio paths in corpus files that lead outside SRC_DIR")
+                        help="accept audio paths in corpus files that lead outside SRC_DIR "
+                             "(refused by default, so that a downloaded corpus's lists cannot "
+                             "point anywhere; kaldi, being your own data dir, takes absolute "
+                             "paths as they are without this, since Kaldi recipes write them)")
     parser.add_argument("--case", choices=CASES, default="upper",
                         help="transcript case (default upper)")
     parser.add_argument("--keep-punct", action="store_true",

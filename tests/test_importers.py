@@ -22,7 +22,7 @@ from helpers_data import (
 from asr.cli import main
 from asr.datadir import read_data_dir
 from asr.text import TextNormConfig
-from data_prep.common import ImportResult, LayoutError
+from data_prep.common import OUTSIDE_REASON, ImportResult, LayoutError
 from data_prep.prep import CORPORA
 
 NORM = TextNormConfig()
@@ -320,3 +320,67 @@ def test_prep_help_lists_corpora(capsys):
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert all(c in out for c in CORPORA)
+
+
+# ----------------------------------------------------------------------------------------------
+# A user's own Kaldi dir: absolute paths, as Kaldi recipes write them
+
+
+def make_absolute_kaldi_dir(tmp_path: Path) -> Path:
+    """data/train/ whose wav.scp lists absolute paths of audio kept elsewhere (audio/)."""
+    lines = {"wav.scp": [], "text": [], "utt2spk": []}
+    for i, name in enumerate(("a", "b", "c")):
+        audio = write_audio(tmp_path / f"audio/{name}.wav")
+        utt = f"spk{i}-{name}"
+        lines["wav.scp"].append(f"{utt} {audio}")
+        lines["text"].append(f"{utt} hello {name}")
+        lines["utt2spk"].append(f"{utt} spk{i}")
+    for name, content in lines.items():
+        write_lines(tmp_path / "data/train" / name, content)
+    return tmp_path / "data/train"
+
+
+def test_kaldi_absolute_paths_by_default(tmp_path):
+    src = make_absolute_kaldi_dir(tmp_path)
+    write_lines(src / "wav.scp", [*(src / "wav.scp").read_text().splitlines(),
+                                  "spk0-x ../../audio/a.wav"])
+    write_lines(src / "text", [*(src / "text").read_text().splitlines(), "spk0-x relative"])
+    write_lines(src / "utt2spk", [*(src / "utt2spk").read_text().splitlines(), "spk0-x spk0"])
+    result = importer("kaldi")(src, NORM)
+    assert texts(result) == {"train": {"spk0-a": "HELLO A", "spk1-b": "HELLO B",
+                                       "spk2-c": "HELLO C"}}
+    assert result.sets["train"][0].audio == str(tmp_path / "audio/a.wav")
+    # a relative path is taken from SRC: leading out of it is still refused
+    [problem] = result.problems
+    assert problem.path == f"{src}/wav.scp:4 (../../audio/a.wav)"
+    assert problem.reason == OUTSIDE_REASON
+
+
+def test_prep_kaldi_absolute_paths(tmp_path, capsys):
+    src = make_absolute_kaldi_dir(tmp_path)
+    assert main(["prep", "kaldi", str(src), str(tmp_path / "out")]) == 0
+    assert [u.utt_id for u in read_data_dir(tmp_path / "out/train")] == [
+        "spk0-a", "spk1-b", "spk2-c"]
+    assert "train: 3 utterances, 3 speakers" in capsys.readouterr().out
+
+
+def test_prep_help_says_why_kaldi_accepts_absolute_paths(capsys):
+    with pytest.raises(SystemExit):
+        main(["prep", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "kaldi" in out and "absolute" in out
+
+
+def test_prep_without_usable_utterances_says_why(tmp_path, capsys):
+    """Every utterance refused: the reasons are printed and problems.tsv is written, then exit 2."""
+    src = make_absolute_kaldi_dir(tmp_path)
+    for name in ("a", "b", "c"):
+        (tmp_path / f"audio/{name}.wav").unlink()
+    out = tmp_path / "out"
+    assert main(["prep", "kaldi", str(src), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no usable utterances" in err and str(out / "problems.tsv") in err
+    assert f"{tmp_path / 'audio/a.wav'}: no such file" in err
+    tsv = (out / "problems.tsv").read_text().splitlines()
+    assert tsv == [f"{tmp_path / 'audio' / n}.wav\tno such file" for n in ("a", "b", "c")]
+    assert not (out / "prep.json").exists()  # prep is not done
