@@ -55,7 +55,7 @@ class FeatureConfig:
     num_mel_bins: int = 80  # triangular mel filters
     low_freq: float = 20.0  # Hz, lower edge of the first mel filter
     high_freq: float = 0.0  # Hz, upper edge of the last filter; <= 0 means Nyquist + high_freq
-    num_ceps: int = 13  # mfcc only: cepstral coefficients kept, 13..40
+    num_ceps: int = 13  # mfcc only (unchecked for fbank): cepstra kept, 13..40
     top_db: float | None = 80.0  # mfcc only: floor at top_db below the utterance max; null: none
     deltas: int = 0  # 0, 1 (+ deltas) or 2 (+ deltas + delta-deltas), window of 5 frames
 
@@ -64,8 +64,10 @@ class FeatureConfig:
             raise ValueError(f"kind must be 'fbank' or 'mfcc', got {self.kind!r}")
         if self.deltas not in (0, 1, 2):
             raise ValueError(f"deltas must be 0, 1 or 2, got {self.deltas}")
-        if not 13 <= self.num_ceps <= 40 or self.num_ceps > self.num_mel_bins:
-            raise ValueError(f"num_ceps must be in 13..40 and <= num_mel_bins, got {self.num_ceps}")
+        if self.kind == "mfcc" and (not 13 <= self.num_ceps <= 40
+                                    or self.num_ceps > self.num_mel_bins):
+            raise ValueError(f"num_ceps must be in 13..40 and <= num_mel_bins "
+                             f"({self.num_mel_bins}), got {self.num_ceps}")
         if self.num_mel_bins < 4:
             raise ValueError(f"num_mel_bins must be at least 4, got {self.num_mel_bins}")
         if not 2 <= self.shift_samples <= self.window_samples:

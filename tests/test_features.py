@@ -226,12 +226,20 @@ def test_config_round_trip_and_num_features():
     assert FeatureConfig().n_fft == 512
 
 
+def test_fbank_config_ignores_mfcc_fields():
+    """num_ceps is an MFCC field: a 10-bin fbank is valid, whatever num_ceps says."""
+    cfg = FeatureConfig(kind="fbank", num_mel_bins=10)
+    assert cfg.num_features == 10
+    assert FeatureConfig(kind="fbank", num_mel_bins=40, num_ceps=50).num_features == 40
+
+
 @pytest.mark.parametrize(
     "values, message",
     [
         ({"num_mel_bin": 80}, "unknown key"),
         ({"kind": "plp"}, "not one of"),
-        ({"num_ceps": 50}, "13..40"),
+        ({"kind": "mfcc", "num_ceps": 50}, "13..40"),
+        ({"kind": "mfcc", "num_mel_bins": 10}, "num_ceps"),  # 13 cepstra of 10 bins
         ({"deltas": 3}, "deltas"),
         ({"num_mel_bins": "80"}, "expected int"),
     ],
