@@ -20,6 +20,8 @@ WORD_SEP = "|"  # the token between words
 CASES = ("upper", "lower", "keep")
 # Typographic apostrophes, read as "'" (so "don’t" and "don't" are one word).
 APOSTROPHES = {"\u2019": "'", "\u2018": "'", "\u02bc": "'"}
+FRACTION_SLASH = "\u2044"  # what NFKC writes between the digits of `½`
+FRACTION_SLASHES = ("/", FRACTION_SLASH)  # between two digits: a fraction, kept as `/`
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class TextNormConfig:
 
     case: str = "upper"  # "upper" | "lower" | "keep"
     strip_punct: bool = True  # punctuation and symbols become spaces (except keep_chars)
-    keep_chars: str = "'"  # punctuation kept inside words when strip_punct is on
+    keep_chars: str = "'"  # punctuation kept inside words, not at their edges, if strip_punct
 
     def __post_init__(self) -> None:
         if self.case not in CASES:
@@ -64,16 +66,45 @@ def _apply_case(text: str, case: str) -> str:
     return text.upper() if case == "upper" else text.lower() if case == "lower" else text
 
 
+def _split_vulgar_fractions(text: str) -> str:
+    """`1½` -> `1 1⁄2 `: a vulgar fraction becomes its own word before NFKC writes it as digits,
+    which would otherwise run into the number before it (`11⁄2`)."""
+    if text.isascii():
+        return text
+    return "".join(f" {nfkc} " if FRACTION_SLASH in nfkc and len(nfkc) > 1 else ch
+                   for ch, nfkc in ((c, unicodedata.normalize("NFKC", c)) for c in text))
+
+
+def _map_chars(text: str, cfg: TextNormConfig) -> str:
+    """Each character mapped (`_map_char`), except that a slash between digits is kept as `/`."""
+    out = []
+    for i, ch in enumerate(text):
+        if (ch in FRACTION_SLASHES and 0 < i < len(text) - 1 and text[i - 1].isdigit()
+                and text[i + 1].isdigit()):
+            out.append("/")
+        else:
+            out.append(_map_char(ch, cfg))
+    return "".join(out)
+
+
 def normalize_text(text: str, cfg: TextNormConfig = TextNormConfig()) -> str:
     """Unicode NFKC, case, punctuation -> space, whitespace collapsed and stripped.
 
-    >>> normalize_text("  Don’t   stop-me, now!  ")
+    With strip_punct, the characters of keep_chars are kept only inside words: at a word's
+    edge they are dropped, so quotes (`'hello'`, `‘hello’`) are not part of the word. The
+    possessive `dogs'` becomes `DOGS` too: the apostrophe is not heard, and keeping it would
+    make a second word type that no recording can tell from the first. A fraction stays one
+    word, as a number does (numbers are not spelled out): `½` and `1/2` -> `1/2`.
+
+    >>> normalize_text("  Don’t   stop-me, ‘now’!  ")
     "DON'T STOP ME NOW"
     """
-    text = unicodedata.normalize("NFKC", text)
+    text = unicodedata.normalize("NFKC", _split_vulgar_fractions(text))
     text = unicodedata.normalize("NFKC", _apply_case(text, cfg.case))
-    text = "".join(_map_char(ch, cfg) for ch in text)
-    return " ".join(text.split())
+    words = _map_chars(text, cfg).split()
+    if cfg.strip_punct:
+        words = [w.strip(cfg.keep_chars) for w in words]
+    return " ".join(w for w in words if w)
 
 
 class VocabularyError(ValueError):

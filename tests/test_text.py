@@ -26,6 +26,15 @@ UPPER = TextNormConfig()
     ("50% of $3", "50 OF 3"),
     ("...", ""),
     ("", ""),
+    ("He said ‘hello’", "HE SAID HELLO"),  # quotes are not part of a word
+    ("'Tis the '90s", "TIS THE 90S"),
+    ("rock'n'roll isn't 'it'", "ROCK'N'ROLL ISN'T IT"),
+    ("the dogs' bowls", "THE DOGS BOWLS"),  # a possessive end goes too: it is not heard
+    ("' '' '", ""),
+    ("½ price", "1/2 PRICE"),  # a fraction stays one word, as a number does
+    ("1½ hours, ¾ done", "1 1/2 HOURS 3/4 DONE"),
+    ("1⁄2 and 1/2", "1/2 AND 1/2"),  # fraction slash or ASCII slash between digits
+    ("and/or 24/ 7", "AND OR 24 7"),
 ])
 def test_normalize_examples(raw, expected):
     assert normalize_text(raw, UPPER) == expected
@@ -52,17 +61,33 @@ CONFIGS = st.builds(TextNormConfig, case=st.sampled_from(["upper", "lower", "kee
                     strip_punct=st.booleans(), keep_chars=st.sampled_from(["", "'", "'-"]))
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.text(max_size=40), CONFIGS)
-def test_normalize_properties(text, cfg):
+def check_normal_form(text: str, cfg: TextNormConfig) -> None:
     out = normalize_text(text, cfg)
     assert normalize_text(out, cfg) == out  # idempotent
     assert "  " not in out and out == out.strip()
     assert "|" not in out and all(ch == " " or not ch.isspace() for ch in out)
     assert unicodedata.normalize("NFKC", out) == out
     if cfg.strip_punct:
-        kept = [ch for ch in out if ch not in cfg.keep_chars]
+        kept = [ch for ch in out if ch not in cfg.keep_chars and ch != "/"]
         assert all(unicodedata.category(ch)[0] not in "PS" for ch in kept)
+        for word in out.split():  # kept characters only inside words
+            assert word[0] not in cfg.keep_chars and word[-1] not in cfg.keep_chars, word
+            assert all(word[i - 1].isdigit() and word[i + 1].isdigit()
+                       for i, ch in enumerate(word) if ch == "/"), word
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=40), CONFIGS)
+def test_normalize_properties(text, cfg):
+    check_normal_form(text, cfg)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(["a", "b", "1", "2", "'", "\u2019", "\u2018", "-", "/", "½",
+                                 "\u2044", " ", ".", '"']), max_size=20).map("".join), CONFIGS)
+def test_normalize_properties_on_word_edges(text, cfg):
+    """The edge cases (apostrophes, quotes, fractions) drawn often: same properties."""
+    check_normal_form(text, cfg)
 
 
 # ----------------------------------------------------------------------------------------------
