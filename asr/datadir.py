@@ -6,9 +6,13 @@
     utt2spk   utt-id<space>speaker
     spk2utt   speaker<space>utt-id utt-id ...
 
-Sorting is plain code-point (= UTF-8 byte, `LC_ALL=C sort`) order. Data dirs are validated as they
-are written and again as they are read; every inconsistency is a DataDirError naming the file and
-line. Whether the audio can be decoded is not checked here (feature extraction reports that).
+Sorting is plain code-point (= UTF-8 byte, `LC_ALL=C sort`) order. As Kaldi's
+`utils/validate_data_dir.sh` requires, sorting by utterance id must sort by speaker too. It does
+when the utterance ids of a speaker start with its id and `-` (`spk-utt`) and no speaker id is
+another's followed by a character that sorts at or below `-` (`ab` and `ab-c`, `john` and
+`john's` interleave). Data dirs are validated as they are written and again as they are read;
+every inconsistency is a DataDirError naming the file and line. Whether the audio can be decoded
+is not checked here (feature extraction reports that).
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ def check_utterances(utts: Iterable[Utterance]) -> list[Utterance]:
     """Validate utterances for a data dir and return them sorted by id.
 
     Raises DataDirError for an empty or whitespace-holding id or speaker, a duplicate id, an audio
-    path that is missing, relative or not single-line, or a transcript with a line break.
+    path that is missing, relative or not single-line, a transcript with a line break, or ids that
+    sort in another order than their speakers (see the module docstring).
     """
     by_id: dict[str, Utterance] = {}
     for u in utts:
@@ -66,7 +71,20 @@ def check_utterances(utts: Iterable[Utterance]) -> list[Utterance]:
         if u.text != u.text.strip() or "\n" in u.text or "\r" in u.text:
             raise DataDirError(f"{where}: transcript has a line break or a space at an end")
         by_id[u.utt_id] = u
-    return [by_id[k] for k in sorted(by_id)]
+    ordered = [by_id[k] for k in sorted(by_id)]
+    _check_speaker_order(ordered)
+    return ordered
+
+
+def _check_speaker_order(utts: Sequence[Utterance]) -> None:
+    """Utterances sorted by id must be sorted by speaker too (Kaldi's `sort -k2 -C utt2spk`)."""
+    for lineno, (a, b) in enumerate(zip(utts, utts[1:]), 2):
+        if b.speaker < a.speaker:
+            raise DataDirError(
+                f"utt2spk:{lineno}: {b.utt_id!r} of speaker {b.speaker!r} follows {a.utt_id!r} "
+                f"of speaker {a.speaker!r}: sorted by utterance, utt2spk is not sorted by "
+                "speaker, which Kaldi requires (utterance ids must start with their speaker id "
+                "and '-', and no speaker id be another's followed by a character at or below '-')")
 
 
 def _spk2utt(utts: Sequence[Utterance]) -> dict[str, list[str]]:

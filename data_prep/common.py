@@ -12,7 +12,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm import tqdm
@@ -37,6 +37,7 @@ class Problem:
 class ImportResult:
     sets: dict[str, list[Utterance]]  # set name -> utterances sorted by id
     problems: list[Problem]
+    renamed_speakers: dict[str, str] = field(default_factory=dict)  # old -> new, see kaldi_ids
 
 
 class LayoutError(ValueError):
@@ -100,6 +101,63 @@ def resolve_listed(
     return path, None
 
 
+def _speaker_order_ok(entries: Sequence[Entry]) -> bool:
+    """Within each set, sorting by utterance id sorts by speaker too (Kaldi's rule)."""
+    last: dict[str, tuple[str, str]] = {}  # set -> (utt id, speaker) of the last entry
+    for e in sorted(entries, key=lambda e: (e.set_name, e.utt_id, e.speaker)):
+        before = last.get(e.set_name)
+        if before is not None and e.speaker < before[1]:
+            return False
+        last[e.set_name] = (e.utt_id, e.speaker)
+    return True
+
+
+def _clashes(name: str, names: set[str]) -> bool:
+    """Another name is a prefix of this one followed by a character at or below `-`."""
+    return any(name[i] <= "-" and name[:i] in names for i in range(1, len(name)))
+
+
+def kaldi_safe_speakers(speakers: set[str]) -> dict[str, str]:
+    """Speaker -> new id for the speakers that clash (`ab-c` with `ab`, `john's` with `john`):
+    their characters at or below `-` become `_` (which sorts above it), with more `_` appended
+    if that name is taken. Renamed ids hold no such character, so the passes end."""
+    names = {s: s for s in speakers}
+    while True:
+        current = set(names.values())
+        clashing = sorted(s for s, n in names.items() if _clashes(n, current))
+        if not clashing:
+            return {s: n for s, n in names.items() if n != s}
+        for s in clashing:
+            new = "".join("_" if c <= "-" else c for c in names[s])
+            while new in current:
+                new += "_"
+            current.add(new)
+            names[s] = new
+
+
+def kaldi_ids(entries: Sequence[Entry]) -> tuple[list[Entry], dict[str, str]]:
+    """Entries with ids that Kaldi's sort rules accept -> (entries, renamed speakers).
+
+    utils/validate_data_dir.sh needs utt2spk sorted by utterance id to be sorted by speaker as
+    well. Entries that already are come back unchanged. Otherwise the clashing speakers are
+    renamed (kaldi_safe_speakers), their utterance ids follow, and if the order is still wrong
+    (ids that do not start with `speaker-`), every utterance id gets its `speaker-` prefix:
+    then the rule holds whatever the ids.
+    """
+    if _speaker_order_ok(entries):
+        return list(entries), {}
+    renamed = kaldi_safe_speakers({e.speaker for e in entries})
+    fixed = []
+    for e in entries:
+        new = renamed.get(e.speaker, e.speaker)
+        utt = new + e.utt_id[len(e.speaker):] if e.utt_id.startswith(e.speaker) else e.utt_id
+        fixed.append(replace(e, speaker=new, utt_id=speaker_prefixed(utt, new)))
+    if not _speaker_order_ok(fixed):
+        fixed = [e if e.utt_id.startswith(f"{e.speaker}-") else
+                 replace(e, utt_id=f"{e.speaker}-{e.utt_id}") for e in fixed]
+    return fixed, renamed
+
+
 def read_lines(path: Path, problems: list[Problem]) -> Iterator[tuple[int, str]]:
     """Yield (line number, line) of a text file; a line that is not UTF-8 becomes a problem."""
     try:
@@ -140,9 +198,11 @@ def audio_problem(path: Path | str) -> str | None:
 def finish(entries: Sequence[Entry], norm: TextNormConfig, problems: list[Problem]) -> ImportResult:
     """Entries -> checked utterances per set; each rejected entry becomes a Problem.
 
-    Checks, in order: id and speaker non-empty, transcript non-empty after normalisation,
-    id unique within its set, audio header readable.
+    Ids are first made ones that Kaldi's sort rules accept (kaldi_ids). Checks, in order: id
+    and speaker non-empty, transcript non-empty after normalisation, id unique within its set,
+    audio header readable.
     """
+    entries, renamed = kaldi_ids(entries)
     kept: list[tuple[Entry, str]] = []
     seen: dict[tuple[str, str], Entry] = {}
     for e in entries:
@@ -170,4 +230,4 @@ def finish(entries: Sequence[Entry], norm: TextNormConfig, problems: list[Proble
         sets.setdefault(e.set_name, []).append(Utterance(e.utt_id, e.speaker, str(e.audio), text))
     for utts in sets.values():
         utts.sort(key=lambda u: u.utt_id)
-    return ImportResult(sets, problems)
+    return ImportResult(sets, problems, renamed)

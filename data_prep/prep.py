@@ -99,8 +99,8 @@ def write_outputs(out_dir: Path, sets: dict[str, list[Utterance]], problems: lis
     write_text_atomic(out_dir / PREP_JSON, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
 
 
-def prep(args: argparse.Namespace) -> tuple[dict[str, list[Utterance]], list[Problem]]:
-    """Import, split and write; -> (sets written, problems)."""
+def prep(args: argparse.Namespace) -> tuple[dict[str, list[Utterance]], ImportResult]:
+    """Import, split and write; -> (sets written, the import's result)."""
     src_dir, out_dir = Path(args.src_dir), Path(args.out_dir)
     if not src_dir.is_dir():
         raise PrepError(f"{src_dir}: no such directory")
@@ -118,9 +118,10 @@ def prep(args: argparse.Namespace) -> tuple[dict[str, list[Utterance]], list[Pro
         "dev_utts": args.dev_utts,
         "seed": args.seed,
         "allow_outside_paths": args.allow_outside_paths,
+        "renamed_speakers": result.renamed_speakers,
     }
     write_outputs(out_dir, sets, result.problems, record)
-    return sets, result.problems
+    return sets, result
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -150,13 +151,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
-        sets, problems = prep(args)
+        sets, result = prep(args)
     except (PrepError, LayoutError, DataDirError, OSError) as e:
         print(f"asr prep: error: {e}", file=sys.stderr)
         return 2
+    problems = result.problems
     for p in problems:
         print(f"{p.path}: {p.reason}", file=sys.stderr)
     seconds = time.perf_counter() - start
+    if result.renamed_speakers:
+        print(f"renamed {len(result.renamed_speakers)} speakers so that Kaldi sorts their ids "
+              "by speaker too (utils/validate_data_dir.sh): " + ", ".join(
+                  f"{old} -> {new}" for old, new in sorted(result.renamed_speakers.items())))
     for name, counts in set_counts(sets).items():
         print(f"{name}: {counts['utterances']} utterances, {counts['speakers']} speakers")
     print(f"asr prep {args.corpus}: {sum(len(u) for u in sets.values())} utterances in "

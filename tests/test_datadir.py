@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+import shutil
+import subprocess
 
 import pytest
 from helpers_data import write_audio, write_lines
@@ -63,6 +65,46 @@ def test_write_refuses_bad_utterances(tmp_path, utts, change, message):
     with pytest.raises(DataDirError, match=message):
         write_data_dir(tmp_path / "data", [bad, *utts[1:]])
     assert not (tmp_path / "data" / "wav.scp").exists()
+
+
+def kaldi_accepts_utt2spk_order(data_dir) -> bool:
+    """What utils/validate_data_dir.sh runs: utt2spk sorted on speaker (LC_ALL=C sort -k2 -C)."""
+    return subprocess.run(["sort", "-k2", "-C", str(data_dir / "utt2spk")],
+                          env={"LC_ALL": "C"}).returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("sort") is None, reason="needs sort(1)")
+def test_written_dirs_pass_kaldis_speaker_sort_check(tmp_path, utts):
+    assert kaldi_accepts_utt2spk_order(write_data_dir(tmp_path / "data", utts))
+
+
+@pytest.mark.parametrize("speakers", [("ab", "ab-c"), ("john", "john's"), ("s1", "s1-2")])
+def test_write_refuses_speakers_kaldi_sorts_apart(tmp_path, utts, speakers):
+    """`ab-c-1` < `ab-x` by id, but speaker `ab-c` > `ab`: Kaldi's validate_data_dir.sh says
+    "utt2spk is not in sorted order when sorted first on speaker-id"."""
+    audio = utts[0].audio
+    short, long = speakers
+    bad = [Utterance(f"{short}-x", short, audio, "A"), Utterance(f"{long}-1", long, audio, "B")]
+    with pytest.raises(DataDirError, match="sorted by speaker"):
+        write_data_dir(tmp_path / "data", bad)
+    safe = long.replace("-", "_").replace("'", "_")  # `_` sorts above `-`
+    ok = [Utterance(f"{short}-x", short, audio, "A"), Utterance(f"{safe}-1", safe, audio, "B")]
+    data = write_data_dir(tmp_path / "ok", ok)
+    if shutil.which("sort"):
+        assert kaldi_accepts_utt2spk_order(data)
+
+
+def test_read_refuses_speakers_kaldi_sorts_apart(tmp_path, utts):
+    data = write_data_dir(tmp_path / "data", utts)
+    a = utts[0].audio
+    write_lines(data / "wav.scp", [f"ab-c-1 {a}", f"ab-x {a}"])
+    write_lines(data / "text", ["ab-c-1 A", "ab-x B"])
+    write_lines(data / "utt2spk", ["ab-c-1 ab-c", "ab-x ab"])
+    write_lines(data / "spk2utt", ["ab ab-x", "ab-c ab-c-1"])
+    if shutil.which("sort"):
+        assert not kaldi_accepts_utt2spk_order(data)  # the case is real
+    with pytest.raises(DataDirError, match=r"utt2spk.*'ab-x' of speaker 'ab'.*sorted by speaker"):
+        read_data_dir(data)
 
 
 def test_write_refuses_nothing(tmp_path):

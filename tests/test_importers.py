@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -384,3 +386,55 @@ def test_prep_without_usable_utterances_says_why(tmp_path, capsys):
     tsv = (out / "problems.tsv").read_text().splitlines()
     assert tsv == [f"{tmp_path / 'audio' / n}.wav\tno such file" for n in ("a", "b", "c")]
     assert not (out / "prep.json").exists()  # prep is not done
+
+
+# ----------------------------------------------------------------------------------------------
+# ids that Kaldi's sort rules accept (utils/validate_data_dir.sh)
+
+
+def kaldi_sort_ok(data_dir: Path) -> bool:
+    """utils/validate_data_dir.sh's check: utt2spk sorted on speaker (LC_ALL=C sort -k2 -C)."""
+    return subprocess.run(["sort", "-k2", "-C", str(data_dir / "utt2spk")],
+                          env={"LC_ALL": "C"}).returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("sort") is None, reason="needs sort(1)")
+def test_prep_folder_speakers_that_kaldi_would_sort_apart(tmp_path, capsys):
+    """Speaker dirs `ab`, `ab-c`, `john`, `john's`: the ids `ab-c-1` < `ab-x` and `john's-1` <
+    `john-1` sort against their speakers; the longer speakers are renamed."""
+    for rel in ("ab/x", "ab-c/1", "john/1", "john's/1", "zed-1/y"):
+        write_audio(tmp_path / f"src/train/{rel}.wav")
+        write_lines(tmp_path / f"src/train/{rel}.txt", ["hello"])
+    out = tmp_path / "out"
+    assert main(["prep", "folder", str(tmp_path / "src"), str(out)]) == 0
+    utts = read_data_dir(out / "train")
+    assert {u.utt_id: u.speaker for u in utts} == {
+        "ab-x": "ab", "ab_c-1": "ab_c", "john-1": "john", "john_s-1": "john_s",
+        "zed-1-y": "zed-1"}  # zed-1 has no rival: kept
+    assert kaldi_sort_ok(out / "train")
+    renamed = {"ab-c": "ab_c", "john's": "john_s"}
+    assert json.loads((out / "prep.json").read_text())["renamed_speakers"] == renamed
+    assert "renamed 2 speakers" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(shutil.which("sort") is None, reason="needs sort(1)")
+def test_kaldi_dir_with_speakers_kaldi_sorts_apart(tmp_path):
+    """A user's dir that Kaldi itself refuses is repaired; one it accepts is kept as it is."""
+    audio = write_audio(tmp_path / "a.wav")
+    src = tmp_path / "data/train"
+    ids = {"ab-c-1": "ab-c", "ab-x": "ab", "fcjf0_si1": "fcjf0", "fcjf0_si2": "fcjf0"}
+    write_lines(src / "wav.scp", [f"{u} {audio}" for u in ids])
+    write_lines(src / "text", [f"{u} yes" for u in ids])
+    write_lines(src / "utt2spk", [f"{u} {s}" for u, s in ids.items()])
+    assert not kaldi_sort_ok(src)
+    result = importer("kaldi")(src, NORM)
+    assert {u.utt_id: u.speaker for u in result.sets["train"]} == {
+        "ab-x": "ab", "ab_c-1": "ab_c", "fcjf0_si1": "fcjf0", "fcjf0_si2": "fcjf0"}
+    assert result.renamed_speakers == {"ab-c": "ab_c"}
+    del ids["ab-c-1"]
+    for name, lines in (("wav.scp", [f"{u} {audio}" for u in ids]),
+                        ("text", [f"{u} yes" for u in ids]),
+                        ("utt2spk", [f"{u} {s}" for u, s in ids.items()])):
+        write_lines(src / name, lines)
+    result = importer("kaldi")(src, NORM)
+    assert [u.utt_id for u in result.sets["train"]] == list(ids) and not result.renamed_speakers
