@@ -4,9 +4,16 @@
 wav, flac, ogg, mp3 or sph. Each top-level subdir of SRC that holds audio is a set named after
 it (`train/`, `test/`, ...); with no such subdir, the files directly in SRC are one set `train`.
 
-Speaker: the file's parent dir when that is below the set dir (`train/alice/001.wav` -> `alice`),
-else the file name's prefix before the first `_` or `-` (`train/alice_001.wav` -> `alice`).
-Utterance id: `<speaker>-<name without the speaker prefix>` (`alice-001`).
+Speaker (`asr prep folder --speaker-from`):
+- dir (default): the first dir below the set dir, however deep the file lies
+  (`train/alice/session1/001.wav` -> `alice`); a file directly in the set dir has no such dir, and
+  takes its name's prefix instead (as with prefix).
+- prefix: the file name up to its first `_` or `-` (`alice_001.wav` -> `alice`; a name without
+  either is its own speaker).
+- none: one speaker for the whole set, named after it (`train`): no speaker is known.
+Utterance id: the speaker, `-`, then the file's path below the set dir, dirs joined by `-` and the
+suffix dropped (`alice-session1-001`), so two files never share an id. With prefix, the name's
+`<speaker>_` or `<speaker>-` becomes the id's `<speaker>-` (`alice_001.wav` -> `alice-001`).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from data_prep.common import (
 
 TRANSCRIPT_SUFFIXES = (".txt", ".lab")
 PREFIX_SEP = re.compile(r"[_-]")
+SPEAKER_FROM = ("dir", "prefix", "none")  # where the speaker comes from (module docstring)
 
 
 def audio_files(directory: Path, recursive: bool) -> list[Path]:
@@ -38,17 +46,22 @@ def audio_files(directory: Path, recursive: bool) -> list[Path]:
                   and not any(part.startswith(".") for part in p.relative_to(directory).parts))
 
 
-def speaker_and_id(path: Path, set_dir: Path) -> tuple[str, str]:
-    """-> (speaker, utterance id) from where the file lies and its name."""
-    stem = no_space(path.stem)
-    if path.parent != set_dir:
-        speaker, rest = no_space(path.parent.name), stem
-    else:
-        speaker = PREFIX_SEP.split(stem, maxsplit=1)[0] or stem
-        rest = stem[len(speaker) + 1:] or stem
-    if rest.startswith(speaker) and rest[len(speaker):len(speaker) + 1] in ("_", "-"):
-        rest = rest[len(speaker) + 1:]  # alice/alice_001.wav -> alice-001
-    return speaker, f"{speaker}-{rest}"
+def name_prefix(name: str) -> tuple[str, str]:
+    """`alice_001` -> (`alice`, `001`); a name without `_` or `-` is both (`solo`, `solo`)."""
+    speaker = PREFIX_SEP.split(name, maxsplit=1)[0] or name
+    return speaker, name[len(speaker) + 1:] or name
+
+
+def speaker_and_id(path: Path, set_dir: Path, set_name: str,
+                   speaker_from: str = "dir") -> tuple[str, str]:
+    """-> (speaker, utterance id) from where the file lies below its set dir and its name."""
+    parts = [no_space(p) for p in path.relative_to(set_dir).with_suffix("").parts]
+    if speaker_from == "none":
+        return set_name, "-".join([set_name, *parts])
+    if speaker_from == "dir" and len(parts) > 1:
+        return parts[0], "-".join(parts)
+    speaker, rest = name_prefix(parts[-1])
+    return speaker, "-".join([speaker, *parts[:-1], rest])
 
 
 def find_transcript(audio: Path) -> Path | None:
@@ -58,7 +71,8 @@ def find_transcript(audio: Path) -> Path | None:
     return None
 
 
-def set_entries(set_name: str, set_dir: Path, files: list[Path], problems: list[Problem]):
+def set_entries(set_name: str, set_dir: Path, files: list[Path], problems: list[Problem],
+                speaker_from: str) -> list[Entry]:
     entries = []
     for audio in files:
         transcript = find_transcript(audio)
@@ -68,13 +82,17 @@ def set_entries(set_name: str, set_dir: Path, files: list[Path], problems: list[
         text = read_transcript(transcript, problems)
         if text is None:
             continue
-        speaker, utt_id = speaker_and_id(audio, set_dir)
+        speaker, utt_id = speaker_and_id(audio, set_dir, set_name, speaker_from)
         entries.append(Entry(set_name, utt_id, speaker, audio, text, str(transcript)))
     return entries
 
 
-def import_corpus(src_dir: Path, norm: TextNormConfig, allow_outside: bool = False) -> ImportResult:
-    """allow_outside is unused: the audio files are found by listing SRC."""
+def import_corpus(src_dir: Path, norm: TextNormConfig, allow_outside: bool = False,
+                  speaker_from: str = "dir") -> ImportResult:
+    """allow_outside is unused: the audio files are found by listing SRC. speaker_from: one of
+    SPEAKER_FROM (module docstring)."""
+    if speaker_from not in SPEAKER_FROM:
+        raise ValueError(f"speaker_from must be one of {SPEAKER_FROM}, got {speaker_from!r}")
     src_dir = require_dir(src_dir, "folder of audio + transcript")
     set_dirs = sorted(d for d in src_dir.iterdir()
                       if d.is_dir() and not d.name.startswith(".") and audio_files(d, True))
@@ -89,5 +107,5 @@ def import_corpus(src_dir: Path, norm: TextNormConfig, allow_outside: bool = Fal
         sets = {"train": (src_dir, loose)}
     entries = []
     for set_name, (set_dir, files) in sets.items():
-        entries += set_entries(no_space(set_name), set_dir, files, problems)
+        entries += set_entries(no_space(set_name), set_dir, files, problems, speaker_from)
     return finish(entries, norm, problems)

@@ -28,6 +28,7 @@ from asr.datadir import (
 )
 from asr.text import CASES, TextNormConfig
 from data_prep.common import ImportResult, LayoutError, Problem
+from data_prep.folder import SPEAKER_FROM
 
 CORPORA = ("speechocean762", "librispeech", "an4", "ljspeech", "commonvoice", "fsdd", "folder",
            "kaldi")
@@ -40,12 +41,35 @@ class PrepError(ValueError):
     """A request that cannot be carried out (reported in one line, exit status 2)."""
 
 
-def import_corpus(corpus: str, src_dir: Path, norm: TextNormConfig,
-                  allow_outside: bool) -> ImportResult:
+def import_corpus(corpus: str, src_dir: Path, norm: TextNormConfig, allow_outside: bool,
+                  speaker_from: str | None = None) -> ImportResult:
+    """speaker_from: the folder importer's option (None: its default); other corpora name
+    their speakers themselves."""
     if corpus not in CORPORA:
         raise PrepError(f"unknown corpus {corpus!r} (one of {', '.join(CORPORA)})")
+    options = {}
+    if speaker_from is not None:
+        if corpus != "folder":
+            raise PrepError(f"--speaker-from is for the folder importer ({corpus} corpora name "
+                            "their speakers)")
+        options["speaker_from"] = speaker_from
     module = importlib.import_module(f"data_prep.{corpus}")
-    return module.import_corpus(src_dir, norm, allow_outside)
+    return module.import_corpus(src_dir, norm, allow_outside, **options)
+
+
+def speaker_warning(utts: list[Utterance], set_name: str) -> str | None:
+    """Why --dev-speakers is a mistake on these utterances (one speaker, or one per utterance)."""
+    n_speakers, n_utts = len({u.speaker for u in utts}), len(utts)
+    if n_speakers == 1:
+        why = "no second speaker to hold out"
+    elif n_speakers == n_utts:
+        why = "held-out speakers would be single utterances, and their voices are in training too"
+    else:
+        return None
+    return (f"asr prep: warning: {set_name} has {n_speakers} speaker{'s' * (n_speakers > 1)} for "
+            f"its {n_utts} utterances ({why}); for a folder of recordings, name where speakers "
+            "come from with --speaker-from dir|prefix|none, or hold out utterances with "
+            "--dev-utts N")
 
 
 def carve_dev(
@@ -105,10 +129,15 @@ def prep(args: argparse.Namespace) -> tuple[dict[str, list[Utterance]], ImportRe
     if not src_dir.is_dir():
         raise PrepError(f"{src_dir}: no such directory")
     norm = TextNormConfig(case=args.case, strip_punct=not args.keep_punct)
-    result = import_corpus(args.corpus, src_dir, norm, args.allow_outside_paths)
+    result = import_corpus(args.corpus, src_dir, norm, args.allow_outside_paths,
+                           args.speaker_from)
     sets = {name: utts for name, utts in result.sets.items() if utts}
     if not sets:
         raise no_utterances_error(src_dir, out_dir, result.problems)
+    if args.dev_speakers and "train" in sets:
+        warning = speaker_warning(sets["train"], "train")
+        if warning:
+            print(warning, file=sys.stderr)
     sets = carve_dev(sets, args.dev_speakers, args.dev_utts, args.seed)
     record = {
         "corpus": args.corpus,
@@ -118,6 +147,7 @@ def prep(args: argparse.Namespace) -> tuple[dict[str, list[Utterance]], ImportRe
         "dev_utts": args.dev_utts,
         "seed": args.seed,
         "allow_outside_paths": args.allow_outside_paths,
+        "speaker_from": (args.speaker_from or "dir") if args.corpus == "folder" else None,
         "renamed_speakers": result.renamed_speakers,
     }
     write_outputs(out_dir, sets, result.problems, record)
@@ -142,6 +172,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(refused by default, so that a downloaded corpus's lists cannot "
                              "point anywhere; kaldi, being your own data dir, takes absolute "
                              "paths as they are without this, since Kaldi recipes write them)")
+    parser.add_argument("--speaker-from", choices=SPEAKER_FROM, default=None,
+                        help="folder only: the speaker of a file is the first dir below its set "
+                             "dir (dir, the default; a file directly in the set dir takes its "
+                             "name's prefix), the name up to its first _ or - (prefix), or one "
+                             "speaker for the whole set (none)")
     parser.add_argument("--case", choices=CASES, default="upper",
                         help="transcript case (default upper)")
     parser.add_argument("--keep-punct", action="store_true",

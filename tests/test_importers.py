@@ -184,10 +184,10 @@ def test_folder_sets(tmp_path):
     result = importer("folder")(make_folder(tmp_path), NORM)
     assert texts(result) == {
         "test": {"carol-001": "BYE"},
-        "train": {"alice-001": "HELLO THERE", "alice-002": "OK", "bob-003": "BOB'S TURN"},
+        "train": {"alice-001": "HELLO THERE", "alice-alice_002": "OK", "bob-003": "BOB'S TURN"},
     }
     assert {u.utt_id: u.speaker for u in result.sets["train"]} == {
-        "alice-001": "alice", "alice-002": "alice", "bob-003": "bob"}
+        "alice-001": "alice", "alice-alice_002": "alice", "bob-003": "bob"}
     assert sorted(reasons(result)) == [
         ("004.wav", "no transcript (.txt or .lab) next to it"),
         ("bob-005.txt", "transcript is not UTF-8"),
@@ -206,6 +206,64 @@ def test_folder_flat_is_train(tmp_path):
                                        "solo-solo": "FOUR"}}
     assert [r for _, r in reasons(result)] == [f"duplicate utterance id solo-solo (first at "
                                                f"{tmp_path / 'solo.txt'})"]
+
+
+def write_recordings(root: Path, rels: list[str]) -> Path:
+    """ROOT/<rel>.wav with a transcript `hello` beside each."""
+    for rel in rels:
+        write_audio(root / f"{rel}.wav")
+        write_lines(root / f"{rel}.txt", ["hello"])
+    return root
+
+
+def test_folder_speaker_is_the_first_dir_below_the_set(tmp_path):
+    """Sessions below speakers: the speaker is the first dir, the id the whole path."""
+    src = write_recordings(tmp_path, ["train/spk1/sess1/a", "train/spk2/sess1/a",
+                                      "train/spk2/sess2/a", "train/spk2/b"])
+    result = importer("folder")(src, NORM)
+    assert {u.utt_id: u.speaker for u in result.sets["train"]} == {
+        "spk1-sess1-a": "spk1", "spk2-b": "spk2", "spk2-sess1-a": "spk2", "spk2-sess2-a": "spk2"}
+    assert result.problems == []
+
+
+@pytest.mark.parametrize("speaker_from, expected", [
+    ("dir", {"alice-001": "alice", "alice-alice_002": "alice", "bob-003": "bob"}),
+    ("prefix", {"001-alice-001": "001", "alice-alice-002": "alice", "bob-003": "bob"}),
+    ("none", {"train-alice-001": "train", "train-alice-alice_002": "train",
+              "train-bob-003": "train"}),
+])
+def test_folder_speaker_from(tmp_path, speaker_from, expected):
+    result = importer("folder")(make_folder(tmp_path), NORM, speaker_from=speaker_from)
+    assert {u.utt_id: u.speaker for u in result.sets["train"]} == expected
+
+
+@pytest.mark.parametrize("names, args, status, warning", [
+    (["001", "002", "003", "004"], ["--dev-speakers", "2"], 0, "4 speakers for its 4 utterances"),
+    (["recording_2023_01", "recording_2023_02"], ["--dev-speakers", "1"], 2,
+     "1 speaker for its 2 utterances"),
+    (["001", "002", "003", "004"], ["--speaker-from", "none", "--dev-speakers", "1"], 2,
+     "1 speaker for its 4 utterances"),
+    (["001", "002", "003", "004"], ["--speaker-from", "none", "--dev-utts", "1"], 0, None),
+    (["ann_1", "ann_2", "bob_1", "bob_2"], ["--dev-speakers", "1"], 0, None),
+])
+def test_prep_folder_warns_about_speakers(tmp_path, capsys, names, args, status, warning):
+    """A flat folder: the speaker count is printed, and a warning given when --dev-speakers
+    would hold out single utterances (one speaker per file) or cannot work (one speaker)."""
+    src = write_recordings(tmp_path / "src", names)
+    assert main(["prep", "folder", str(src), str(tmp_path / "out"), *args]) == status
+    captured = capsys.readouterr()
+    if warning is None:
+        assert "warning" not in captured.err
+    else:
+        assert f"asr prep: warning: train has {warning}" in captured.err
+        assert "--dev-utts" in captured.err and "--speaker-from" in captured.err
+
+
+def test_prep_speaker_from_is_for_folders(tmp_path, capsys):
+    root = make_speechocean762(tmp_path / "so")
+    assert main(["prep", "speechocean762", str(root), str(tmp_path / "out"),
+                 "--speaker-from", "dir"]) == 2
+    assert "--speaker-from" in capsys.readouterr().err
 
 
 def make_kaldi_dir(d: Path, audio_root: Path, rel: str) -> None:
