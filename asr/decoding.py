@@ -16,7 +16,20 @@ Word LM (shallow fusion): when a prefix's word ends, on `|` and at the end of th
 score gains `alpha * ln p(word | history) + beta` (plus `unk_score` for a word outside the LM
 vocabulary); `</s>` is scored at the end. Until then a partial word is ranked with a look-ahead,
 the best unigram it can still become. Words are looked up through a trie over the LM vocabulary
-spelled in tokens, so the LM state of a prefix is two ints (n-gram context, trie node).
+spelled in tokens, so the LM state of a prefix is two ints (n-gram context, trie node). The
+word bonus `beta` is part of the fusion: without an LM, scores are acoustic (+ hotwords).
+
+Hotwords (contextual biasing, with or without an LM): a listed word gains its weight when it
+ends, and a partial word that is the first k of a hotword's n tokens gains k/n of the weight in
+its look-ahead (pyctcdecode's partial-match rule), so the hotword survives the beam while it is
+being spelled; the look-ahead bonus goes when the partial word leaves the hotword. Hotwords join
+the LM words in the trie; one outside the LM vocabulary is scored as `<unk>` without `unk_score`
+(with `vocab_only`, hotwords are part of the lexicon).
+
+Scores (natural log): `score = acoustic_score + alpha * lm_score + bonus_score`, the acoustic
+score the CTC log probability of the paths the beam kept, `lm_score = ln p_LM(words, </s>)`
+unweighted, `bonus_score` the rest (beta per word, unk_score per unknown word, hotword weights).
+N-best lists hold distinct texts (token sequences that differ only in `|`s are one text).
 
 Speed: the whole search for one utterance is one numba function over flat arrays (prefix tree,
 hash tables for children, the trie and the n-gram tables; no Python objects per hypothesis).
@@ -52,6 +65,13 @@ from asr.lm import (
     tables_score_word,
 )
 
+# Defaults the CLIs share with BeamSearchOptions (one place; the recipes' run.sh use the same)
+DEFAULT_BEAM = 16  # beam width, in CTC states
+DEFAULT_ALPHA = 0.5  # LM weight on ln p_LM
+DEFAULT_BETA = 1.0  # word bonus with an LM, natural log per word
+DEFAULT_UNK_SCORE = -5.0  # natural log, per word outside the LM vocabulary
+DEFAULT_HOTWORD_WEIGHT = 5.0  # natural log, per hotword (`--hotword WORD` without `:weight`)
+
 BLANK_ID = 0
 BLANK = "<blank>"
 WORD_SEP = "|"
@@ -64,26 +84,52 @@ NO_FRAME = -2  # `in_beam` of a node that has never been in the beam
 
 @dataclass(frozen=True)
 class Hypothesis:
+    """One decoded hypothesis. Scores are natural log, and add up (see the module doc):
+    score == acoustic_score + alpha * lm_score + bonus_score (alpha of the options; greedy search
+    and beam search without LM or hotwords: score == acoustic_score)."""
+
     tokens: tuple[int, ...]  # token ids, blanks and repeats collapsed (may include `|`)
     text: str  # tokens as text: `|` -> space, words separated by single spaces
-    score: float  # natural log: acoustic log prob (+ LM weight * LM log prob + word bonuses)
+    score: float  # what the search ranks by
     frames: tuple[int, ...]  # frame at which each token was emitted, increasing
+    acoustic_score: float  # CTC log prob of the token sequence (the paths the beam kept)
+    lm_score: float = 0.0  # ln p_LM(words, </s>), not weighted; 0 without an LM
+    bonus_score: float = 0.0  # beta per word + unk_score per unknown word + hotword weights
 
 
 @dataclass(frozen=True)
 class BeamSearchOptions:
-    beam_width: int = 16  # CTC states (prefix, ends in blank or not) kept after each frame
-    n_best: int = 1  # hypotheses returned per utterance, best first (at most beam_width)
+    beam_width: int = DEFAULT_BEAM  # CTC states (prefix, ends in blank or not) kept per frame
+    n_best: int = 1  # hypotheses (distinct texts) returned per utterance, best first (at most
+    # beam_width; fewer when the beam holds fewer texts)
     token_top_k: int = 0  # at most this many non-blank tokens extend prefixes per frame (0: all)
     token_min_log_prob: float = -10.0  # non-blank tokens below this log prob at a frame are not
     # tried; the frame's most likely token always is (so beam_width=1 is greedy search)
     beam_threshold: float = 30.0  # states scoring this much below the frame's best are dropped
-    alpha: float = 0.5  # LM weight: alpha * ln p_LM(word | history) is added when a word ends
-    beta: float = 0.0  # word insertion bonus, added per word (natural log; with or without LM)
+    alpha: float = DEFAULT_ALPHA  # LM weight: alpha * ln p_LM(word | history) when a word ends
+    beta: float = DEFAULT_BETA  # with an LM: word bonus, added per word (natural log)
     lm_eos: bool = True  # add alpha * ln p_LM(</s> | history) at the end of the utterance
-    unk_score: float = -5.0  # with an LM: added to each word outside its vocabulary (natural
-    # log, on top of alpha * ln p(<unk>)), and to the look-ahead of partial words that are
+    unk_score: float = DEFAULT_UNK_SCORE  # with an LM: added to each word outside its vocabulary
+    # (natural log, on top of alpha * ln p(<unk>)), and to the look-ahead of partial words that are
     vocab_only: bool = False  # with an LM: spell only words of its vocabulary (a lexicon decoder)
+    hotwords: tuple[tuple[str, float], ...] = ()  # (word, weight): the word gains `weight`
+    # (natural log) when it ends, its partial spellings a share of it (see the module doc)
+
+
+def parse_hotword(spec: str) -> tuple[str, float]:
+    """`WORD` or `WORD:WEIGHT` (the CLI's --hotword) -> (word, weight); the weight defaults to
+    DEFAULT_HOTWORD_WEIGHT. The last `:` splits, so a word may hold one if a weight follows."""
+    word, sep, weight = spec.rpartition(":")
+    if not sep:
+        word, weight = spec, ""
+    try:
+        value = float(weight) if weight else DEFAULT_HOTWORD_WEIGHT
+    except ValueError:
+        raise ValueError(f"hotword {spec!r}: weight {weight!r} is not a number") from None
+    if not word or not math.isfinite(value) or len(word.split()) != 1 or word != word.strip():
+        raise ValueError(f"hotword {spec!r}: expected WORD or WORD:WEIGHT (one word, a finite "
+                         "weight)")
+    return word, value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -141,10 +187,9 @@ class GreedyDecoder:
             emitted = (ids != np.concatenate([[-1], ids[:-1]])) & (ids != BLANK_ID)
             frames = np.flatnonzero(emitted)
             tokens = tuple(ids[frames].tolist())
-            results.append([Hypothesis(
-                tokens, ids_to_text(tokens, self.tokens), float(best_lp[b, :n_frames].sum()),
-                tuple(frames.tolist()),
-            )])
+            score = float(best_lp[b, :n_frames].sum())
+            results.append([Hypothesis(tokens, ids_to_text(tokens, self.tokens), score,
+                                       tuple(frames.tolist()), acoustic_score=score)])
         return results
 
 
@@ -240,21 +285,25 @@ def _add(idx, value, t, next_lp, stamp, touched, n_touched):
 class WordScorer(NamedTuple):
     """Everything the search needs to score words, as arrays and numbers for numba.
 
-    The trie spells the LM vocabulary in tokens (key = node * V + token -> child node; node 0 is
-    the root, the empty partial word; -1 stands for a partial word that no LM word starts with).
-    Until a word ends, a prefix is ranked with a look-ahead for its partial word, the best
-    alpha * ln p_unigram of the words it can still become (flashlight's "smearing"); the
-    look-ahead is replaced by the real n-gram score when the word ends.
+    The trie spells the lexicon, the LM vocabulary and the hotwords, in tokens (key = node * V +
+    token -> child node; node 0 is the root, the empty partial word; -1 stands for a partial
+    word that no lexicon word starts with). Until a word ends, a prefix is ranked with a
+    look-ahead for its partial word, the best alpha * ln p_unigram (+ hotword share) of the
+    words it can still become (flashlight's "smearing"); the look-ahead is replaced by the real
+    n-gram score (+ hotword weight) when the word ends.
     """
 
     trie_keys: np.ndarray  # int64 [capacity], hash table keys
     trie_vals: np.ndarray  # int32 [capacity], child node
     trie_word: np.ndarray  # int32 [nodes], LM word id ending at the node, or -1
-    lookahead: np.ndarray  # float64 [nodes], alpha * ln max p_unigram below the node; 0 at root
-    oov_lookahead: float  # look-ahead of a partial word outside the vocabulary
-    unk_score: float  # added when a word outside the vocabulary ends (with an LM)
+    trie_hot: np.ndarray  # bool [nodes], a hotword ends at the node
+    trie_bonus: np.ndarray  # float64 [nodes], the weight of the hotword ending there, else 0
+    lookahead: np.ndarray  # float64 [nodes], see above; 0 at the root
+    child_bound: np.ndarray  # float64 [nodes], >= the look-ahead of any token appended
+    oov_lookahead: float  # look-ahead of a partial word outside the lexicon
+    unk_score: float  # added when a word outside the vocabulary ends (with an LM; else 0)
     alpha: float
-    beta: float
+    beta: float  # with an LM; 0 without
     use_lm: bool
     lm_eos: bool
     vocab_only: bool
@@ -277,18 +326,20 @@ def _lookahead(ws, wn):
 
 @njit(cache=True, inline="always")
 def _end_word(ws, state, wn):
-    """The partial word at trie node wn != 0 ends: (score to add, LM state after the word,
-    whether the word is allowed at all)."""
-    word = ws.trie_word[wn] if wn > 0 else -1
-    if word < 0 and ws.vocab_only:
-        return 0.0, state, False
+    """The partial word at trie node wn != 0 ends: (score to add, its log10 p_LM, LM state
+    after the word, whether the word is allowed at all)."""
+    word, hot, bonus = -1, False, 0.0
+    if wn > 0:
+        word, hot, bonus = ws.trie_word[wn], ws.trie_hot[wn], ws.trie_bonus[wn]
+    if word < 0 and not hot and ws.vocab_only:
+        return 0.0, 0.0, state, False
     if not ws.use_lm:
-        return ws.beta, state, True
+        return bonus, 0.0, state, True
     penalty = 0.0
     if word < 0:
-        word, penalty = ws.lm.unk, ws.unk_score
+        word, penalty = ws.lm.unk, (0.0 if hot else ws.unk_score)
     log10_prob, state = tables_score_word(ws.lm, state, word)
-    return ws.alpha * LN10 * log10_prob + ws.beta + penalty, state, True
+    return ws.alpha * LN10 * log10_prob + ws.beta + penalty + bonus, log10_prob, state, True
 
 
 @njit(cache=True)
@@ -301,8 +352,9 @@ def _prefix_beam_search(log_probs, n_frames, beam_width, n_best, top_k, min_log_
     the states so far bound the beam's cutoff from below, so (3) a new prefix is only made
     when its score (known exactly: one parent, one path) could make the beam; (4) pruning.
 
-    Returns (tokens int32 [sum U], frames int32 [sum U], offsets int64 [N + 1], scores [N]) for
-    the N <= n_best best prefixes: prefix k is tokens[offsets[k]:offsets[k + 1]].
+    Returns (tokens int32 [sum U], frames int32 [sum U], offsets int64 [N + 1], scores [N],
+    acoustic scores [N], LM log10 probs [N]) for the N <= n_best best prefixes: prefix k is
+    tokens[offsets[k]:offsets[k + 1]].
     """
     V = log_probs.shape[1]
     # Prefix tree: node 0 is the empty prefix; children are found through a hash table
@@ -316,6 +368,7 @@ def _prefix_beam_search(log_probs, n_frames, beam_width, n_best, top_k, min_log_
     lm_state = np.zeros(cap, np.int32)  # n-gram context after the prefix's last full word
     word_node = np.zeros(cap, np.int32)  # trie node of the current partial word
     lm_score = np.zeros(cap, np.float64)  # LM + word bonus of the prefix's full words
+    lm_log10 = np.zeros(cap, np.float64)  # their log10 p_LM alone
     lm_rank = np.zeros(cap, np.float64)  # lm_score + look-ahead of the partial word
     in_beam = np.full(cap, NO_FRAME, np.int32)  # last frame the node was in the beam
     node_rank = np.empty(cap, np.float64)  # scratch: score of a beam node, to sort by
@@ -352,6 +405,7 @@ def _prefix_beam_search(log_probs, n_frames, beam_width, n_best, top_k, min_log_
             lm_state = _grown(lm_state, new_cap, 0)
             word_node = _grown(word_node, new_cap, 0)
             lm_score = _grown(lm_score, new_cap, 0.0)
+            lm_log10 = _grown(lm_log10, new_cap, 0.0)
             lm_rank = _grown(lm_rank, new_cap, 0.0)
             in_beam = _grown(in_beam, new_cap, NO_FRAME)
             node_rank = _grown(node_rank, new_cap, 0.0)
@@ -407,10 +461,12 @@ def _prefix_beam_search(log_probs, n_frames, beam_width, n_best, top_k, min_log_
             pb, pnb = cur_lp[2 * node + END_BLANK], cur_lp[2 * node + END_TOKEN]
             total = _logaddexp(pb, pnb)
             last, wn = token[node], word_node[node]
-            # upper bounds of the child's lm_rank: look-aheads only shrink down the trie, a
-            # word's LM score is <= 0
-            bound_char = lm_score[node] + max(_lookahead(ws, wn), ws.oov_lookahead)
-            bound_sep = lm_score[node] + (0.0 if wn == 0 else ws.beta + max(0.0, ws.unk_score))
+            # upper bounds of the child's lm_rank (a word's LM score is <= 0)
+            bound_char = lm_score[node] + (ws.child_bound[wn] if wn >= 0 else ws.oov_lookahead)
+            bound_sep = lm_score[node]
+            if wn != 0:
+                bound_sep += ws.beta + max(0.0, ws.unk_score) + (ws.trie_bonus[wn] if wn > 0
+                                                                 else 0.0)
             bound = max(bound_char, bound_sep)
             for j in range(n_cands):
                 if j == n_sorted:
@@ -429,12 +485,14 @@ def _prefix_beam_search(log_probs, n_frames, beam_width, n_best, top_k, min_log_
                 child = table_find(child_keys, child_vals, node * V + c)
                 if child < 0:  # a new prefix: carry the LM forward, make it if it is kept
                     child_wn, state, lm_part = wn, lm_state[node], lm_score[node]
+                    log10_part = lm_log10[node]
                     if c == ws.sep:
                         if wn != 0:
-                            gain, state, ok = _end_word(ws, state, wn)
+                            gain, log10_prob, state, ok = _end_word(ws, state, wn)
                             if not ok:
                                 continue
                             lm_part += gain
+                            log10_part += log10_prob
                         child_wn = 0
                     else:
                         child_wn = _partial_node(ws, wn, c, V)
@@ -448,6 +506,7 @@ def _prefix_beam_search(log_probs, n_frames, beam_width, n_best, top_k, min_log_
                     parent[child], token[child] = node, c
                     table_insert(child_keys, child_vals, node * V + c, child)
                     word_node[child], lm_state[child], lm_score[child] = child_wn, state, lm_part
+                    lm_log10[child] = log10_part
                     lm_rank[child] = rank
                     in_beam[child] = NO_FRAME
                 elif in_beam[child] == t - 1:
@@ -486,20 +545,25 @@ def _prefix_beam_search(log_probs, n_frames, beam_width, n_best, top_k, min_log_
     # -- end of utterance: merge each prefix's two states, end its last word, score </s>
     finals = np.empty(n_beam, np.int64)
     final_scores = np.empty(n_beam, np.float64)
+    final_log10 = np.empty(n_beam, np.float64)
     n_final = 0
     for i in range(n_beam):
         n_final = _add(beam_state[i] & ~1, beam_lp[i], n_frames, next_lp, stamp, finals,
                        n_final)
     for k in range(n_final):
         node = finals[k] >> 1
-        score = next_lp[finals[k]] + lm_score[node]
+        score, log10_lm = lm_score[node], lm_log10[node]
         wn, state = word_node[node], lm_state[node]
         if wn != 0:
-            gain, state, ok = _end_word(ws, state, wn)
+            gain, log10_prob, state, ok = _end_word(ws, state, wn)
             score += gain if ok else -np.inf
+            log10_lm += log10_prob
         if ws.use_lm and ws.lm_eos:
-            score += ws.alpha * LN10 * tables_score_word(ws.lm, state, ws.lm.eos)[0]
-        final_scores[k] = score
+            log10_prob = tables_score_word(ws.lm, state, ws.lm.eos)[0]
+            score += ws.alpha * LN10 * log10_prob
+            log10_lm += log10_prob
+        final_scores[k] = next_lp[finals[k]] + score
+        final_log10[k] = log10_lm
     order = np.argsort(-final_scores[:n_final])[:n_best]
 
     offsets = np.zeros(order.shape[0] + 1, np.int64)
@@ -512,52 +576,89 @@ def _prefix_beam_search(log_probs, n_frames, beam_width, n_best, top_k, min_log_
     out_tokens = np.empty(offsets[-1], np.int32)
     out_frames = np.empty(offsets[-1], np.int32)
     out_scores = np.empty(order.shape[0], np.float64)
+    out_acoustic = np.empty(order.shape[0], np.float64)
+    out_log10 = np.empty(order.shape[0], np.float64)
     for k in range(order.shape[0]):
         node = finals[order[k]] >> 1
         out_scores[k] = final_scores[order[k]]
+        out_acoustic[k] = next_lp[finals[order[k]]]
+        out_log10[k] = final_log10[order[k]]
         pos = offsets[k + 1] - 1
         while node > 0:
             out_tokens[pos], out_frames[pos] = token[node], frame[node]
             pos -= 1
             node = parent[node]
-    return out_tokens, out_frames, offsets, out_scores
+    return out_tokens, out_frames, offsets, out_scores, out_acoustic, out_log10
 
 
 # ---------------------------------------------------------------------------------------------
 # Beam search: the decoder
 
 
-def _word_trie(lm: NgramLM | None, word_ids: dict[str, int], tokens: Sequence[str], alpha: float):
-    """(trie hash keys, hash vals, word id per node, look-ahead per node) over the LM words
-    spelled in tokens (see WordScorer). Words with a character that is not a token, or with
-    `|`, cannot be spelled and are left out."""
+def _word_trie(lm: NgramLM | None, word_ids: dict[str, int], tokens: Sequence[str],
+               options: BeamSearchOptions) -> tuple:
+    """The WordScorer's trie arrays (trie_keys .. child_bound) over the lexicon: the LM words
+    spelled in tokens (words with a character that is not a token, or with `|`, cannot be
+    spelled and are left out) and the hotwords (which must be spellable: ValueError)."""
     token_id = {tok: i for i, tok in enumerate(tokens)}
     V = len(tokens)
-    children: dict[tuple[int, int], int] = {}
-    trie_word, best_log10 = [-1], [0.0]
-    for word, wid in (word_ids.items() if lm is not None else ()):
+    hotwords = dict(options.hotwords)
+    lexicon: dict[str, tuple[list[int], float]] = {}  # word -> (token ids, alpha ln p_unigram)
+    for word in (word_ids if lm is not None else ()):
         ids = [token_id.get(ch, -1) for ch in word]
         if word in (BOS, EOS, UNK) or -1 in ids or token_id.get(WORD_SEP) in ids:
             continue
-        log10_unigram = lm.ngrams[(word,)][0]
+        lexicon[word] = ids, options.alpha * LN10 * lm.ngrams[(word,)][0]
+    for word in hotwords:
+        bad = [ch for ch in word if ch not in token_id]
+        if bad or not word or WORD_SEP in word:
+            raise ValueError(f"hotword {word!r}: " + (f"{bad[0]!r} is not a token" if bad else
+                             f"holds the word separator {WORD_SEP!r}" if word else "empty"))
+        if word not in lexicon:  # outside the LM vocabulary: scored as <unk>
+            unk = options.alpha * LN10 * lm.ngrams[(UNK,)][0] if lm is not None else 0.0
+            lexicon[word] = [token_id[ch] for ch in word], unk
+    children: dict[tuple[int, int], int] = {}
+    trie_word, trie_hot, trie_bonus, lookahead = [-1], [False], [0.0], [0.0]
+    for word, (ids, unigram) in lexicon.items():
+        weight = hotwords.get(word, 0.0)
         node = 0
-        for c in ids:
+        for depth, c in enumerate(ids, 1):
             node = children.setdefault((node, c), len(trie_word))
             if node == len(trie_word):
                 trie_word.append(-1)
-                best_log10.append(-np.inf)
-            best_log10[node] = max(best_log10[node], log10_unigram)
-        trie_word[node] = wid
+                trie_hot.append(False)
+                trie_bonus.append(0.0)
+                lookahead.append(-np.inf)
+            # the first `depth` of len(ids) tokens of a hotword: that share of its weight
+            lookahead[node] = max(lookahead[node], unigram + weight * depth / len(ids))
+        trie_word[node] = word_ids.get(word, -1) if lm is not None else -1
+        if word in hotwords:
+            trie_hot[node], trie_bonus[node] = True, weight
+    lookahead = np.array(lookahead)
+    if lm is None:  # any spelling is allowed and scores 0: the look-ahead is at least that
+        lookahead = np.maximum(lookahead, 0.0)
+    oov = _oov_lookahead(lm, options)
+    child_bound = np.full(len(trie_word), -np.inf if options.vocab_only and lm is not None else oov)
+    for (node, _), child in children.items():
+        child_bound[node] = max(child_bound[node], lookahead[child])
     keys = np.array([n * V + c for n, c in children], dtype=np.int64)
     vals = np.array(list(children.values()), dtype=np.int32)
-    lookahead = alpha * LN10 * np.array(best_log10)
-    return (*table_build(keys, vals), np.array(trie_word, dtype=np.int32), lookahead)
+    return (*table_build(keys, vals), np.array(trie_word, dtype=np.int32),
+            np.array(trie_hot, dtype=np.bool_), np.array(trie_bonus), lookahead, child_bound)
+
+
+def _oov_lookahead(lm: NgramLM | None, options: BeamSearchOptions) -> float:
+    """Look-ahead of a partial word that no lexicon word starts with."""
+    if lm is None:
+        return 0.0
+    return options.alpha * LN10 * lm.ngrams[(UNK,)][0] + options.unk_score
 
 
 class BeamSearchDecoder:
-    """CTC prefix beam search with optional word n-gram shallow fusion (see the module doc).
+    """CTC prefix beam search with optional word n-gram shallow fusion and hotwords (see the
+    module doc).
 
-    lm: an `NgramLM` or the path of an ARPA file; None decodes on acoustics alone.
+    lm: an `NgramLM` or the path of an ARPA file; None decodes on acoustics (and hotwords).
     """
 
     def __init__(self, tokens: Sequence[str], options: BeamSearchOptions = BeamSearchOptions(),
@@ -574,13 +675,10 @@ class BeamSearchDecoder:
             raise ValueError(f"an LM needs the word separator {WORD_SEP!r} among the tokens")
         tables, word_ids = (lm or NgramLM(1, {})).tables()
         use_lm = lm is not None
-        oov_lookahead = 0.0
-        if use_lm:
-            unk_unigram = lm.ngrams[(UNK,)][0]
-            oov_lookahead = options.alpha * LN10 * unk_unigram + options.unk_score
         self._scorer = WordScorer(
-            *_word_trie(lm, word_ids, self.tokens, options.alpha), oov_lookahead,
-            options.unk_score, options.alpha, options.beta, use_lm, options.lm_eos,
+            *_word_trie(lm, word_ids, self.tokens, options), _oov_lookahead(lm, options),
+            options.unk_score if use_lm else 0.0, options.alpha if use_lm else 0.0,
+            options.beta if use_lm else 0.0, use_lm, options.lm_eos,
             options.vocab_only and use_lm, sep, tables,
         )
 
@@ -593,16 +691,26 @@ class BeamSearchDecoder:
     def _decode_one(self, log_probs: np.ndarray, n_frames: int) -> list[Hypothesis]:
         """log_probs [T, V] float32, frames [0, n_frames) decoded."""
         o = self.options
-        tokens, frames, offsets, scores = _prefix_beam_search(
-            log_probs, n_frames, o.beam_width, o.n_best, o.token_top_k, o.token_min_log_prob,
+        # for an N-best list of texts, every prefix of the final beam (some share a text)
+        n_prefixes = 1 if o.n_best == 1 else o.beam_width
+        tokens, frames, offsets, scores, acoustic, log10_lm = _prefix_beam_search(
+            log_probs, n_frames, o.beam_width, n_prefixes, o.token_top_k, o.token_min_log_prob,
             o.beam_threshold, self._scorer,
         )
-        hyps = []
+        hyps, texts = [], set()
         for k, score in enumerate(scores.tolist()):
             ids = tuple(tokens[offsets[k]:offsets[k + 1]].tolist())
-            hyps.append(Hypothesis(ids, ids_to_text(ids, self.tokens), score,
-                                   tuple(frames[offsets[k]:offsets[k + 1]].tolist())))
+            text = ids_to_text(ids, self.tokens)
+            if text in texts:  # a worse spelling of a text already listed (more `|`s)
+                continue
+            texts.add(text)
+            lm_score = LN10 * float(log10_lm[k])
+            hyps.append(Hypothesis(
+                ids, text, score, tuple(frames[offsets[k]:offsets[k + 1]].tolist()),
+                acoustic_score=float(acoustic[k]), lm_score=lm_score,
+                bonus_score=score - float(acoustic[k]) - self._scorer.alpha * lm_score,
+            ))
         # with vocab_only, a prefix whose last word is no LM word scores -inf: drop those
         # unless nothing else is left
         finite = [h for h in hyps if h.score > -math.inf]
-        return finite or hyps[:1]
+        return (finite or hyps[:1])[:o.n_best]

@@ -12,6 +12,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asr.decoding import (
+    DEFAULT_ALPHA,
+    DEFAULT_BEAM,
+    DEFAULT_BETA,
+    DEFAULT_UNK_SCORE,
     BeamSearchDecoder,
     BeamSearchOptions,
     GreedyDecoder,
@@ -197,38 +201,52 @@ def test_lm_needs_a_word_separator():
 
 def _reference_search(log_probs, tokens, o, lm):
     """The same search written plainly: a dict of CTC states, LM scores recomputed from each
-    prefix's text, no bounds or early exits. log_probs [T, V]; returns [(tokens, score)]."""
+    prefix's text, no bounds or early exits. log_probs [T, V]; returns [(tokens, score,
+    acoustic score, ln p_LM)], distinct texts."""
     ln10 = math.log(10)
+    hot = dict(o.hotwords)
     vocab = {w for w in (lm.vocab if lm else []) if w not in ("<s>", "</s>", "<unk>")
              and set(w) <= set(tokens)}
     unk_uni = lm.ngrams[("<unk>",)][0] if lm else 0.0
 
-    def word_gain(state, word):  # (gain, state, allowed) when `word` ends
+    def unigram(word):  # alpha ln p_unigram of a lexicon word (an LM word or a hotword)
         if lm is None:
-            return o.beta, state, True
-        if word not in vocab and o.vocab_only:
-            return 0.0, state, False
-        log10_prob, state = lm.score_word(state, word)
-        extra = 0.0 if word in vocab else o.unk_score
-        return o.alpha * ln10 * log10_prob + o.beta + extra, state, True
+            return 0.0
+        return o.alpha * ln10 * (lm.ngrams[(word,)][0] if word in vocab else unk_uni)
 
-    def lm_info(prefix):  # (lm score of full words, look-ahead, state, partial word, allowed)
+    def word_gain(state, word):  # (gain, log10 p_LM, state, allowed) when `word` ends
+        if word not in vocab and word not in hot and o.vocab_only and lm is not None:
+            return 0.0, 0.0, state, False
+        if lm is None:
+            return hot.get(word, 0.0), 0.0, state, True
+        log10_prob, state = lm.score_word(state, word)
+        extra = 0.0 if word in vocab or word in hot else o.unk_score
+        gain = o.alpha * ln10 * log10_prob + o.beta + extra + hot.get(word, 0.0)
+        return gain, log10_prob, state, True
+
+    def lm_info(prefix):  # (lm score of full words, look-ahead, state, partial word, log10 LM)
         text = "".join(tokens[k] for k in prefix)
         *full, partial = text.split("|")
-        state, score = (lm.begin_state() if lm else None), 0.0
+        state, score, log10_lm = (lm.begin_state() if lm else None), 0.0, 0.0
         for word in full:
             if word:
-                gain, state, ok = word_gain(state, word)
+                gain, log10_prob, state, ok = word_gain(state, word)
                 if not ok:
                     return None
                 score += gain
-        if lm is None or not partial:
-            return score, 0.0, state, partial
-        starts = [lm.ngrams[(w,)][0] for w in vocab if w.startswith(partial)]
+                log10_lm += log10_prob
+        if not partial:
+            return score, 0.0, state, partial, log10_lm
+        # the best the partial word can become: a lexicon word (a hotword's share of its
+        # weight: the part spelled so far), or without an LM any word (0)
+        starts = [unigram(w) + hot.get(w, 0.0) * len(partial) / len(w)
+                  for w in vocab | set(hot) if w.startswith(partial)]
+        if lm is None:
+            return score, max(starts + [0.0]), state, partial, log10_lm
         if not starts and o.vocab_only:
             return None
-        look = o.alpha * ln10 * max(starts) if starts else o.alpha * ln10 * unk_uni + o.unk_score
-        return score, look, state, partial
+        look = max(starts) if starts else o.alpha * ln10 * unk_uni + o.unk_score
+        return score, look, state, partial, log10_lm
 
     states = {((), 1): 0.0}  # (prefix, ends in blank) -> log prob
     for lp in np.asarray(log_probs, dtype=np.float64):
@@ -262,15 +280,22 @@ def _reference_search(log_probs, tokens, o, lm):
         finals[prefix] = np.logaddexp(finals[prefix], value) if prefix in finals else value
     results = []
     for prefix, value in finals.items():
-        score, _, state, partial = lm_info(prefix)
+        score, _, state, partial, log10_lm = lm_info(prefix)
         if partial:
-            gain, state, ok = word_gain(state, partial)
+            gain, log10_prob, state, ok = word_gain(state, partial)
             score += gain if ok else -math.inf
+            log10_lm += log10_prob
         if lm is not None and o.lm_eos:
-            score += o.alpha * ln10 * lm.score_word(state, "</s>")[0]
-        results.append((prefix, value + score))
-    results = sorted(results, key=lambda r: -r[1])[:o.n_best]
-    return [r for r in results if r[1] > -math.inf] or results[:1]
+            log10_prob = lm.score_word(state, "</s>")[0]
+            score += o.alpha * ln10 * log10_prob
+            log10_lm += log10_prob
+        results.append((prefix, value + score, value, ln10 * log10_lm))
+    results.sort(key=lambda r: -r[1])
+    by_text = {}  # the best prefix of each text
+    for r in results:
+        by_text.setdefault(ids_to_text(r[0], tokens), r)
+    results = list(by_text.values())
+    return ([r for r in results if r[1] > -math.inf] or results[:1])[:o.n_best]
 
 
 @pytest.mark.parametrize("seed", range(16))
@@ -293,6 +318,93 @@ def test_compiled_search_equals_reference(seed):
         return
     assert [h.tokens for h in ours] == [r[0] for r in expected]
     assert [h.score for h in ours] == pytest.approx([r[1] for r in expected], abs=1e-4)
+    assert [h.acoustic_score for h in ours] == pytest.approx([r[2] for r in expected], abs=1e-4)
+    assert [h.lm_score for h in ours] == pytest.approx([r[3] for r in expected], abs=1e-4)
+
+
+@pytest.mark.parametrize("seed", range(16, 28))
+def test_compiled_search_equals_reference_with_hotwords(seed):
+    rng = np.random.default_rng(seed)
+    V, T = 3 + seed % 4, 8 + seed % 10
+    tokens = TOKENS[:V]
+    letters = tokens[2:]
+    hotwords = tuple(("".join(rng.choice(letters, int(rng.integers(1, 4)))),
+                      float(rng.choice([-2.0, 1.5, 4.0]))) for _ in range(2))
+    options = BeamSearchOptions(
+        beam_width=int(rng.integers(1, 10)), n_best=3, token_top_k=int(rng.integers(0, 3)),
+        beam_threshold=float(rng.choice([math.inf, 6.0])), alpha=1.2, beta=0.4,
+        vocab_only=bool(seed % 4 == 3), hotwords=hotwords,
+    )
+    lm = FUZZ_LM if seed % 2 else None
+    log_probs = _random_log_probs(seed, 1, T, V, peaky=1.5)[0].numpy()
+    ours = BeamSearchDecoder(tokens, options, lm)(log_probs[None], [T])[0]
+    expected = _reference_search(log_probs, tokens, options, lm)
+    if expected[0][1] == -math.inf:
+        assert [h.score for h in ours] == [-math.inf]
+        return
+    assert [h.tokens for h in ours] == [r[0] for r in expected]
+    assert [h.score for h in ours] == pytest.approx([r[1] for r in expected], abs=1e-4)
+    assert [h.lm_score for h in ours] == pytest.approx([r[3] for r in expected], abs=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scores apart, N-best lists of texts
+
+
+def test_defaults_in_one_place():
+    o = BeamSearchOptions()
+    assert (o.beam_width, o.alpha, o.beta, o.unk_score) == (
+        DEFAULT_BEAM, DEFAULT_ALPHA, DEFAULT_BETA, DEFAULT_UNK_SCORE)
+
+
+@pytest.mark.parametrize("use_lm", [False, True])
+def test_scores_add_up(use_lm):
+    # score = acoustic + alpha * lm + bonus, with each part what it says: the acoustic part the
+    # CTC probability, the LM part the sentence's ln p_LM, the bonus beta
+    # per word (+ unk_score per unknown word) + the hotword weights
+    tokens, log_probs = _cat_or_car()
+    lm = train_ngram(["car"] * 20 + ["cat", "a car"], order=2) if use_lm else None
+    alpha, beta, unk = 0.7, 0.3, -2.0
+    options = BeamSearchOptions(beam_width=64, n_best=4, alpha=alpha, beta=beta, unk_score=unk,
+                                hotwords=(("cat", 1.5),), **EXACT)
+    nbest = BeamSearchDecoder(tokens, options, lm)(log_probs, [6])[0]
+    assert len(nbest) == 4
+    for hyp in nbest:
+        words = hyp.text.split()
+        assert hyp.score == pytest.approx(
+            hyp.acoustic_score + alpha * hyp.lm_score + hyp.bonus_score, abs=1e-9)
+        ctc = _ctc_log_prob(log_probs[0], hyp.tokens)  # up to the paths the beam dropped
+        assert ctc - 1e-3 < hyp.acoustic_score <= ctc + 1e-9
+        hot = 1.5 * words.count("cat")
+        if lm is None:
+            assert hyp.lm_score == 0.0 and hyp.bonus_score == pytest.approx(hot)
+        else:
+            assert hyp.lm_score == pytest.approx(math.log(10) * lm.sentence_log10(words))
+            n_unk = sum(w not in lm.vocab and w != "cat" for w in words)
+            assert hyp.bonus_score == pytest.approx(beta * len(words) + unk * n_unk + hot)
+
+
+def test_greedy_and_no_lm_scores_are_acoustic():
+    log_probs = _random_log_probs(1, 2, 15, 6)
+    for decoder in (GreedyDecoder(TOKENS), BeamSearchDecoder(TOKENS, BeamSearchOptions(n_best=3))):
+        for nbest in decoder(log_probs, [15, 9]):
+            for hyp in nbest:
+                assert (hyp.score, hyp.lm_score, hyp.bonus_score) == (hyp.acoustic_score, 0, 0)
+
+
+def test_nbest_texts_distinct_best_first():
+    # "a|b" and "a||b" (or "|a|b") are one text: the N-best list holds N different texts
+    log_probs = _random_log_probs(7, 1, 14, 4, peaky=1.0)
+    tokens = TOKENS[:4]
+    for lm in (None, FUZZ_LM):
+        decoder = BeamSearchDecoder(tokens, BeamSearchOptions(beam_width=32, n_best=6), lm)
+        nbest = decoder(log_probs, [14])[0]
+        texts = [h.text for h in nbest]
+        assert len(nbest) == 6 and len(set(texts)) == 6
+        scores = [h.score for h in nbest]
+        assert scores == sorted(scores, reverse=True)
+        one = BeamSearchDecoder(tokens, BeamSearchOptions(beam_width=32, n_best=1), lm)
+        assert one(log_probs, [14])[0] == nbest[:1]
 
 
 # ---------------------------------------------------------------------------------------------
