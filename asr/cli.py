@@ -18,8 +18,25 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "score": ("asr.scoring", "score a hypothesis file against a reference (WER/CER)"),
     "lm": ("asr.lm", "train a word n-gram LM (modified Kneser-Ney) and write ARPA"),
     "tune-lm": ("asr.recognize", "grid-search LM weight and word bonus on a dev set"),
+    "pick": ("asr.selection", "choose the checkpoint and LM weights to report, on the dev set"),
     "results": ("asr.results", "write an experiment's RESULTS.md from its measured outputs"),
+    "export": ("asr.export", "export a checkpoint's model as TorchScript or ONNX"),
+    "info": ("asr.card", "print the model card of a checkpoint or exported model"),
 }
+# `asr transcribe --checkpoint MODEL.onnx` runs here instead: ONNX Runtime, no torch imported
+ONNX_TRANSCRIBE = "asr.onnx_transcribe"
+
+
+def module_for(name: str, argv: list[str]) -> str:
+    """The module of subcommand `name`; transcribe of an .onnx model has its own."""
+    module_name = SUBCOMMANDS[name][0]
+    if name == "transcribe":
+        for i, arg in enumerate(argv):
+            value = arg.split("=", 1)[1] if arg.startswith("--checkpoint=") else (
+                argv[i + 1] if arg == "--checkpoint" and i + 1 < len(argv) else "")
+            if value.lower().endswith(".onnx"):
+                return ONNX_TRANSCRIBE
+    return module_name
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -29,9 +46,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     # Only the chosen subcommand's module is imported (torch is slow to import).
     chosen = next((a for a in (argv or []) if a in SUBCOMMANDS), None)
-    for name, (module_name, help_text) in SUBCOMMANDS.items():
+    for name, (_, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if chosen in (None, name):
+            module_name = module_for(name, argv or [])
             module = importlib.import_module(module_name)
             adder = getattr(module, f"add_{name.replace('-', '_')}_arguments", None)
             (adder or module.add_arguments)(p)

@@ -2,6 +2,11 @@
 
 `asr decode` scores a data dir (hyp.txt, wer.txt); `asr tune-lm` grid-searches the LM weight and
 word bonus on a dev set, computing the acoustic log-probs once.
+
+A data set is read batch by batch, in the order of the durations its audio headers give: each
+batch of waves is loaded, run through the model and dropped before the next is read, so memory
+is bounded by the batch, not the set. References and the LM's words are normalised as the model's
+training transcripts were (`text_norm`, recorded by `asr prep` and stored in the checkpoint).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import itertools
 import json
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,16 +24,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from asr.audio import AudioError, load_audio
+from asr.audio import AudioError, audio_info, load_audio
 from asr.checkpoint import CheckpointError, load_checkpoint
 from asr.config import from_dict
-from asr.datadir import read_data_dir
+from asr.datadir import Utterance, read_data_dir
 from asr.decoding import BeamSearchDecoder, BeamSearchOptions, GreedyDecoder
 from asr.features import FeatureConfig, compute_features
 from asr.model import CTCModel, ModelConfig, flush_denormals
 from asr.scoring import format_report, score
+from asr.text import WORD_SEP, TextNormConfig, normalize_text
 
-BATCH_AUDIO_SECONDS = 120.0  # audio per forward pass when decoding many files
+BATCH_AUDIO_SECONDS = 120.0  # audio per forward pass when decoding many files (with padding)
+FOREIGN_SHARE_WARN = 0.5  # warn when this share of reference characters or LM words cannot be
+# spelled with the model's tokens
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -41,12 +50,13 @@ class Recognizer:
     log-probabilities."""
 
     def __init__(self, model: CTCModel, tokens: list[str], feature_config: FeatureConfig,
-                 device: torch.device):
+                 device: torch.device, text_norm: TextNormConfig | None = None):
         flush_denormals()
         self.model = model.to(device).eval()
         self.tokens = tokens
         self.feature_config = feature_config
         self.device = device
+        self.text_norm = text_norm  # how the training transcripts were normalised; None: unknown
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "auto") -> Recognizer:
@@ -55,7 +65,13 @@ class Recognizer:
         model = CTCModel(model_cfg, len(ckpt["tokens"]))
         model.load_state_dict(ckpt["model"])
         feature_config = FeatureConfig.from_dict(ckpt["feature_config"])
-        return cls(model, ckpt["tokens"], feature_config, pick_device(device))
+        norm = ckpt.get("text_norm")  # absent from checkpoints older than it
+        text_norm = None if norm is None else from_dict(TextNormConfig, norm, f"{path}: text_norm")
+        return cls(model, ckpt["tokens"], feature_config, pick_device(device), text_norm)
+
+    def normalize(self, text: str) -> str:
+        """`text` normalised as the training transcripts were (as it is when that is unknown)."""
+        return text if self.text_norm is None else normalize_text(text, self.text_norm)
 
     @property
     def sample_rate(self) -> int:
@@ -81,18 +97,71 @@ class Recognizer:
         return log_probs.cpu(), out_lens.cpu()
 
 
-def make_decoder(tokens, kind: str, beam: int = 16, lm_path: str | None = None,
-                 alpha: float = 0.5, beta: float = 1.0):
-    if kind == "greedy":
-        return GreedyDecoder(tokens)
-    lm = None
-    if lm_path:
-        from asr.lm import NgramLM
+def check_lm_arguments(args) -> str | None:
+    """Why `--lm` cannot be used as asked (None: it can): only the beam decoder reads an LM."""
+    if getattr(args, "lm", None) and args.decoder != "beam":
+        return "--lm needs --decoder beam (the greedy decoder cannot use an LM)"
+    return None
 
-        lm = NgramLM.read_arpa(lm_path)
+
+def load_lm(path: str | Path, tokens: list[str], text_norm: TextNormConfig | None = None):
+    """An ARPA LM with its words normalised as the training transcripts were; a warning on
+    stderr when most of its words still hold characters outside the tokens (such words can
+    never be spelled: the LM was built from text normalised another way)."""
+    from asr.lm import NgramLM
+
+    lm = NgramLM.read_arpa(path)
+    if text_norm is not None:
+        lm = lm.map_words(lambda w: normalize_text(w, text_norm))
+    n_words = sum(w not in ("<s>", "</s>", "<unk>") for w in lm.vocab)
+    outside = lm.words_outside(t for t in tokens[1:] if t != WORD_SEP)
+    if n_words and len(outside) >= FOREIGN_SHARE_WARN * n_words:
+        print(f"warning: {path}: {len(outside)} of the LM's {n_words} words hold characters "
+              f"outside the model's tokens (e.g. {', '.join(outside[:3])}); was it built from "
+              "text normalised otherwise than the training transcripts?", file=sys.stderr)
+    return lm
+
+
+def make_decoder(tokens, kind: str, beam: int = 16, lm_path: str | None = None,
+                 alpha: float = 0.5, beta: float = 1.0, text_norm: TextNormConfig | None = None):
+    if kind == "greedy":
+        if lm_path:
+            raise ValueError("--lm needs --decoder beam (the greedy decoder cannot use an LM)")
+        return GreedyDecoder(tokens)
+    lm = load_lm(lm_path, tokens, text_norm) if lm_path else None
     options = BeamSearchOptions(beam_width=beam, alpha=alpha if lm else 0.0,
                                 beta=beta if lm else 0.0)
     return BeamSearchDecoder(tokens, options, lm=lm)
+
+
+def check_references(refs: dict[str, str], tokens: list[str], where: str) -> None:
+    """Warn on stderr when most characters of the references are not among the tokens: a set
+    prepared with another normalisation (`asr prep --case`) than the training set."""
+    chars = [c for text in refs.values() for c in text if not c.isspace()]
+    known = set(tokens[1:])
+    foreign = [c for c in chars if c not in known]
+    if chars and len(foreign) >= FOREIGN_SHARE_WARN * len(chars):
+        examples = " ".join(sorted(set(foreign))[:5])
+        print(f"warning: {where}: {100 * len(foreign) / len(chars):.0f}% of the references' "
+              f"characters are not among the model's tokens ({examples} ...): was the set "
+              "prepared with another normalisation (asr prep --case) than the training set?",
+              file=sys.stderr)
+
+
+def check_set_normalisation(recognizer: Recognizer, data_dir: str | Path) -> None:
+    """Say on stderr when the set's prep.json normalised its text otherwise than the training
+    set's was: the references are then normalised as the training transcripts were."""
+    from asr.train import prep_text_norm
+
+    if recognizer.text_norm is None:
+        return
+    theirs, ours = prep_text_norm(data_dir), recognizer.text_norm.to_dict()
+    if theirs is None or theirs == ours:
+        return
+    differ = [k for k in ours if theirs.get(k) != ours[k]]
+    print(f"note: {data_dir} was prepared with " + ", ".join(f"{k} {theirs.get(k)}" for k in differ)
+          + ", the model's training set with " + ", ".join(f"{k} {ours[k]}" for k in differ)
+          + ": references are normalised as the training transcripts were", file=sys.stderr)
 
 
 @dataclass
@@ -107,51 +176,123 @@ class AcousticOutput:
     audio_seconds: float
 
 
-def run_acoustic(recognizer: Recognizer, data_dir: str | Path) -> AcousticOutput:
-    """Load every utterance of a data dir and compute its log-probs, in length-sorted batches.
-    Unreadable audio is reported and skipped."""
+def read_references(recognizer: Recognizer, data_dir: str | Path) -> tuple[list[Utterance],
+                                                                          dict[str, str]]:
+    """The utterances of a data dir and their references, normalised as the training
+    transcripts were; the normalisation notes and warnings go to stderr."""
     utts = read_data_dir(data_dir)
-    waves, failed = {}, {}
+    check_set_normalisation(recognizer, data_dir)
+    refs = {u.utt_id: recognizer.normalize(u.text) for u in utts}
+    check_references(refs, recognizer.tokens, str(data_dir))
+    return utts, refs
+
+
+def skip(failed: dict[str, str], utt_id: str, reason: str) -> None:
+    failed[utt_id] = reason
+    print(f"skipping {utt_id}: {reason}", file=sys.stderr)
+
+
+def length_sorted_batches(utts: list[Utterance], sample_rate: int,
+                          failed: dict[str, str]) -> list[list[Utterance]]:
+    """`utts` sorted by duration (from the audio headers, nothing decoded) and grouped into
+    batches of at most BATCH_AUDIO_SECONDS of padded audio. An unreadable header is skipped."""
+    samples = {}
     for utt in utts:
         try:
-            waves[utt.utt_id] = load_audio(utt.audio, recognizer.sample_rate)
+            info = audio_info(utt.audio)
         except AudioError as e:
-            failed[utt.utt_id] = str(e)
-            print(f"skipping {utt.utt_id}: {e}", file=sys.stderr)
-    order = sorted(waves, key=lambda u: len(waves[u]))
-    outputs: dict[str, torch.Tensor] = {}
-    budget = BATCH_AUDIO_SECONDS * recognizer.sample_rate
-    start = time.time()
-    batch: list[str] = []
-    with tqdm(total=len(order), desc="acoustic model", unit="utt", mininterval=2.0) as bar:
-        for i, utt_id in enumerate(order):
-            batch.append(utt_id)
-            last = i == len(order) - 1
-            if last or len(waves[order[i + 1]]) * (len(batch) + 1) > budget:
+            skip(failed, utt.utt_id, str(e))
+            continue
+        samples[utt.utt_id] = info.frames * sample_rate / info.sample_rate  # at the model's rate
+    order = sorted((u for u in utts if u.utt_id in samples), key=lambda u: samples[u.utt_id])
+    budget = BATCH_AUDIO_SECONDS * sample_rate
+    batches: list[list[Utterance]] = []
+    for utt in order:  # ascending: the new one is the longest, so it sets the padded size
+        if batches and samples[utt.utt_id] * (len(batches[-1]) + 1) <= budget:
+            batches[-1].append(utt)
+        else:
+            batches.append([utt])
+    return batches
+
+
+def acoustic_batches(recognizer: Recognizer, utts: list[Utterance], failed: dict[str, str]
+                     ) -> Iterator[tuple[list[str], list[torch.Tensor], float]]:
+    """Log-probs of `utts` in length-sorted batches, each batch's waves loaded just before its
+    forward pass and dropped after it: yields (utt_ids, log_probs [T'_i, V] each, seconds of
+    audio). An utterance whose audio cannot be read, or is shorter than one feature frame, is
+    reported on stderr, recorded in `failed` and skipped alone; the rest of its batch is kept."""
+    sr = recognizer.sample_rate
+    cfg = recognizer.feature_config
+    batches = length_sorted_batches(utts, sr, failed)
+    with tqdm(total=sum(map(len, batches)), desc="acoustic model", unit="utt",
+              mininterval=2.0) as bar:
+        for batch in batches:
+            ids, waves = [], []
+            for utt in batch:
                 try:
-                    log_probs, out_lens = recognizer.log_probs([waves[u] for u in batch])
-                except ValueError as e:  # e.g. audio shorter than one feature frame
-                    for u in batch:
-                        failed[u] = str(e)
-                else:
-                    for b, u in enumerate(batch):
-                        outputs[u] = log_probs[b, : out_lens[b]]
-                bar.update(len(batch))
-                batch = []
-    seconds = time.time() - start
-    audio_seconds = sum(len(w) for w in waves.values()) / recognizer.sample_rate
+                    wave = load_audio(utt.audio, sr)
+                except AudioError as e:
+                    skip(failed, utt.utt_id, str(e))
+                    continue
+                if len(wave) < cfg.window_samples:
+                    skip(failed, utt.utt_id, f"{utt.audio}: {1000 * len(wave) / sr:.1f} ms of "
+                         f"audio, shorter than one feature frame ({cfg.frame_length_ms:g} ms)")
+                    continue
+                ids.append(utt.utt_id)
+                waves.append(wave)
+            if waves:
+                ids, log_probs = forward_each_usable(recognizer, ids, waves, failed)
+                yield ids, log_probs, sum(len(w) for w in waves) / sr
+            bar.update(len(batch))
+
+
+def forward_each_usable(recognizer: Recognizer, ids: list[str], waves: list[np.ndarray],
+                        failed: dict[str, str]) -> tuple[list[str], list[torch.Tensor]]:
+    """The batch's log-probs; should the batch fail, each utterance alone, so that one that
+    cannot be used fails by itself."""
+    try:
+        log_probs, out_lens = recognizer.log_probs(waves)
+    except ValueError:  # one of them cannot be used (the checks before missed why): find it
+        pass
+    else:
+        return ids, [log_probs[b, : out_lens[b]] for b in range(len(ids))]
+    kept_ids, kept = [], []
+    for utt_id, wave in zip(ids, waves):
+        try:
+            log_probs, out_lens = recognizer.log_probs([wave])
+        except ValueError as e:
+            skip(failed, utt_id, str(e))
+        else:
+            kept_ids.append(utt_id)
+            kept.append(log_probs[0, : out_lens[0]])
+    return kept_ids, kept
+
+
+def run_acoustic(recognizer: Recognizer, data_dir: str | Path) -> AcousticOutput:
+    """Log-probs of every usable utterance of a data dir, all kept (for `tune-lm`, which decodes
+    them many times; T' x V floats each, a tenth or less of the waves' size). Unusable audio is
+    reported and skipped."""
+    utts, refs = read_references(recognizer, data_dir)
+    failed: dict[str, str] = {}
+    outputs: dict[str, torch.Tensor] = {}
+    audio_seconds, start = 0.0, time.time()
+    for ids, log_probs, seconds in acoustic_batches(recognizer, utts, failed):
+        outputs.update(zip(ids, log_probs))
+        audio_seconds += seconds
     kept = [u.utt_id for u in utts if u.utt_id in outputs]
-    return AcousticOutput(kept, {u.utt_id: u.text for u in utts},
-                          [outputs[u] for u in kept], failed, seconds, audio_seconds)
+    return AcousticOutput(kept, refs, [outputs[u] for u in kept], failed, time.time() - start,
+                          audio_seconds)
 
 
-def decode_all(decoder, acoustic: AcousticOutput, batch_size: int = 32) -> dict[str, str]:
+def decode_all(decoder, utt_ids: list[str], log_probs: list[torch.Tensor],
+               batch_size: int = 32) -> dict[str, str]:
+    """utt_ids and their log_probs ([T'_i, V] each) -> {utt_id: best text}."""
     hyps = {}
-    for start in range(0, len(acoustic.utt_ids), batch_size):
-        ids = acoustic.utt_ids[start : start + batch_size]
-        chunk = acoustic.log_probs[start : start + batch_size]
+    for start in range(0, len(utt_ids), batch_size):
+        ids = utt_ids[start : start + batch_size]
+        chunk = log_probs[start : start + batch_size]
         out_lens = torch.tensor([lp.size(0) for lp in chunk])
-        padded = torch.nn.utils.rnn.pad_sequence(chunk, batch_first=True)
+        padded = torch.nn.utils.rnn.pad_sequence(chunk, batch_first=True)  # (B, T', V)
         for utt_id, nbest in zip(ids, decoder(padded, out_lens)):
             hyps[utt_id] = nbest[0].text if nbest else ""
     return hyps
@@ -176,6 +317,31 @@ def write_kaldi_text(path: Path, texts: dict[str, str]) -> None:
 # asr decode
 
 
+def stream_decode(recognizer: Recognizer, decoder, data_dir: str | Path
+                  ) -> tuple[AcousticOutput, dict[str, str], float]:
+    """Decode a data dir batch by batch, keeping only the texts -> (AcousticOutput without
+    log-probs, hyps, decoder seconds)."""
+    utts, refs = read_references(recognizer, data_dir)
+    failed: dict[str, str] = {}
+    hyps: dict[str, str] = {}
+    acoustic_seconds = decode_seconds = audio_seconds = 0.0
+    batches = acoustic_batches(recognizer, utts, failed)
+    while True:
+        start = time.time()
+        batch = next(batches, None)
+        acoustic_seconds += time.time() - start
+        if batch is None:
+            break
+        ids, log_probs, seconds = batch
+        audio_seconds += seconds
+        start = time.time()
+        hyps.update(decode_all(decoder, ids, log_probs))
+        decode_seconds += time.time() - start
+    kept = [u.utt_id for u in utts if u.utt_id in hyps]
+    return (AcousticOutput(kept, refs, [], failed, acoustic_seconds, audio_seconds), hyps,
+            decode_seconds)
+
+
 def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data_dir", metavar="DATA_SET_DIR")
     parser.add_argument("--checkpoint", required=True)
@@ -198,17 +364,20 @@ def run_decode(args) -> int:
     except CheckpointError as e:
         print(f"asr decode: {e}", file=sys.stderr)
         return 2
-    if args.lm and args.decoder != "beam":
-        print("asr decode: --lm needs --decoder beam", file=sys.stderr)
+    problem = check_lm_arguments(args)
+    if problem:
+        print(f"asr decode: {problem}", file=sys.stderr)
         return 2
     decoder = make_decoder(recognizer.tokens, args.decoder, args.beam, args.lm, args.alpha,
-                           args.beta)  # first: a bad LM file fails before the long part
-    acoustic = run_acoustic(recognizer, args.data_dir)
-    if args.dump_log_probs:
+                           args.beta, recognizer.text_norm)  # first: a bad LM fails at once
+    if args.dump_log_probs:  # the dump needs every utterance's log-probs at once
+        acoustic = run_acoustic(recognizer, args.data_dir)
         dump_log_probs(acoustic, recognizer.tokens, args.dump_log_probs)
-    start = time.time()
-    hyps = decode_all(decoder, acoustic)
-    decode_seconds = time.time() - start
+        start = time.time()
+        hyps = decode_all(decoder, acoustic.utt_ids, acoustic.log_probs)
+        decode_seconds = time.time() - start
+    else:  # each batch decoded as it comes: memory bounded by the batch, not the set
+        acoustic, hyps, decode_seconds = stream_decode(recognizer, decoder, args.data_dir)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_kaldi_text(out / "hyp.txt", hyps)
@@ -218,6 +387,7 @@ def run_decode(args) -> int:
     (out / "wer.txt").write_text(text)
     summary = {
         "set": Path(args.data_dir).name, "data_dir": str(Path(args.data_dir).resolve()),
+        "checkpoint": str(Path(args.checkpoint).resolve()),
         "wer": report.wer, "cer": report.cer, "utterances": len(hyps),  # percent
         "failed": acoustic.failed, "decoder": args.decoder, "beam": args.beam,
         "lm": args.lm, "alpha": args.alpha, "beta": args.beta,
@@ -250,14 +420,13 @@ def add_tune_lm_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_tune_lm(args) -> int:
     recognizer = Recognizer.from_checkpoint(args.checkpoint, args.device)
-    from asr.lm import NgramLM
-
-    lm = NgramLM.read_arpa(args.lm)
+    lm = load_lm(args.lm, recognizer.tokens, recognizer.text_norm)
     acoustic = run_acoustic(recognizer, args.data_dir)
     grid = []
     for alpha, beta in tqdm(list(itertools.product(args.alphas, args.betas)), desc="grid"):
         options = BeamSearchOptions(beam_width=args.beam, alpha=alpha, beta=beta)
-        hyps = decode_all(BeamSearchDecoder(recognizer.tokens, options, lm=lm), acoustic)
+        decoder = BeamSearchDecoder(recognizer.tokens, options, lm=lm)
+        hyps = decode_all(decoder, acoustic.utt_ids, acoustic.log_probs)
         report = score(acoustic.refs, hyps)
         grid.append({"alpha": alpha, "beta": beta, "wer": report.wer, "cer": report.cer})
     best = min(grid, key=lambda g: (g["wer"], g["cer"]))

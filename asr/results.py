@@ -6,29 +6,24 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
-
+from asr.card import card_of, hardware, results_lines
 from asr.checkpoint import load_checkpoint
 
 
-def hardware() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    text = f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
-    if torch.cuda.is_available():
-        text += f", GPU {torch.cuda.get_device_name(0)}"
-    return text
+def tuned_label(exp: Path, checkpoint: str, alpha: float, beta: float) -> str:
+    """', tuned on dev' when `asr tune-lm` chose these weights for this checkpoint, else ''."""
+    tune = exp / f"tune_lm_{Path(checkpoint).stem}.json"
+    if not checkpoint or not tune.exists():
+        return ""
+    best = json.loads(tune.read_text())["best"]
+    if (best["alpha"], best["beta"]) != (alpha, beta):
+        return ""
+    chosen = exp / "chosen.json"
+    dev = json.loads(chosen.read_text())["chosen_on"] if chosen.exists() else "dev"
+    return f", tuned on {dev}"
 
 
 def decode_rows(exp: Path) -> list[dict]:
@@ -36,12 +31,14 @@ def decode_rows(exp: Path) -> list[dict]:
     for summary in sorted(exp.glob("decode_*/summary.json")):
         s = json.loads(summary.read_text())
         label = "greedy" if s["decoder"] == "greedy" else f"beam {s['beam']}"
+        checkpoint = s.get("checkpoint", "")
         if s.get("lm"):
-            label += f" + {Path(s['lm']).name} (alpha {s['alpha']}, beta {s['beta']})"
+            label += (f" + {Path(s['lm']).name} (alpha {s['alpha']}, beta {s['beta']}"
+                      f"{tuned_label(exp, checkpoint, s['alpha'], s['beta'])})")
         rtf = (s["acoustic_seconds"] + s["decode_seconds"]) / max(1e-9, s["audio_seconds"])
-        rows.append({"set": s["set"], "decoder": label, "wer": s["wer"],
-                     "cer": s["cer"], "utts": s["utterances"],
-                     "failed": len(s.get("failed", {})), "rtf": rtf})
+        rows.append({"set": s["set"], "model": Path(checkpoint).name if checkpoint else "",
+                     "decoder": label, "wer": s["wer"], "cer": s["cer"],
+                     "utts": s["utterances"], "failed": len(s.get("failed", {})), "rtf": rtf})
     return rows
 
 
@@ -49,32 +46,23 @@ def write_results(exp: Path, title: str) -> Path:
     lines = [f"# Results: {title}", ""]
     rows = decode_rows(exp)
     if rows:
-        lines += ["| set | decoder | WER % | CER % | utterances | real-time factor |",
-                  "|---|---|---:|---:|---:|---:|"]
+        lines += ["| set | model | decoder | WER % | CER % | utterances | real-time factor |",
+                  "|---|---|---|---:|---:|---:|---:|"]
         for r in rows:
-            lines.append(f"| {r['set']} | {r['decoder']} | {r['wer']:.2f} | {r['cer']:.2f} | "
-                         f"{r['utts']} | {r['rtf']:.3f} |")
+            lines.append(f"| {r['set']} | {r['model']} | {r['decoder']} | {r['wer']:.2f} | "
+                         f"{r['cer']:.2f} | {r['utts']} | {r['rtf']:.3f} |")
         lines.append("")
+    chosen = exp / "chosen.json"
+    if chosen.exists():
+        c = json.loads(chosen.read_text())
+        lines += [f"Chosen on {c['chosen_on']} (lowest {c['chosen_on']} WER with the LM): "
+                  f"{Path(c['checkpoint']).name}, LM weight {c['alpha']} and word bonus "
+                  f"{c['beta']} from `asr tune-lm` on {c['chosen_on']}; only it decodes the "
+                  "other sets. No figure of a test set chose anything.", ""]
     ckpt_path = exp / "last.pt"
     if ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path)
-        params = sum(v.numel() for k, v in ckpt["model"].items() if not k.startswith("cmvn."))
-        st = ckpt.get("train_state", {})
-        mc = ckpt["model_config"]
-        lines += [
-            "## Model and training",
-            f"- model: {mc['num_layers']} x Bi{mc['cell'].upper()} {mc['hidden_size']}, "
-            f"subsampling x{mc['subsample']}, {params / 1e6:.2f} M parameters, "
-            f"{len(ckpt['tokens'])} tokens",
-            f"- trained {st.get('epoch', '?')} epochs, {st.get('step', '?')} steps; "
-            f"best dev CER (greedy, during training) {st.get('best_cer', float('nan')):.2f}% "
-            f"at epoch {st.get('best_epoch', -1) + 1}",
-        ]
-        if st.get("train_seconds"):
-            speed = st["audio_seconds"] / st["train_seconds"]
-            lines.append(f"- training time {st['train_seconds'] / 60:.1f} min in steps "
-                         f"({st['audio_seconds'] / 3600:.1f} audio-hours seen, "
-                         f"{speed:.1f} audio-hours per hour)")
+        lines += results_lines(card_of(ckpt))  # the card's figures, as `asr info` shows
     metrics = exp / "metrics.csv"
     if metrics.exists():
         with metrics.open() as f:

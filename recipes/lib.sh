@@ -60,8 +60,8 @@ download_and_unpack() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# The standard stages. They read: root, data, feats, exp, config, nj (and beam, alpha, beta),
-# and feat_config (default conf/fbank.yaml).
+# The standard stages. They read: root, data, feats, exp, config, nj, beam, and feat_config
+# (default conf/fbank.yaml).
 
 # stage 1: prep_data CORPUS_NAME SRC [asr prep options...]
 prep_data() {
@@ -69,13 +69,14 @@ prep_data() {
   already_done "$data/prep.json" || asr prep "$name" "$src" "$data" "$@"
 }
 
-# stage 2: extract_features SET... (the first is the training set: CMVN comes from it)
+# stage 2: extract_features SET... (the first is the training set: CMVN comes from it; the
+# others are skipped when they have no data dir, as a corpus without its test half has none)
 extract_features() {
   local train_set=$1 s
   local feat_config=${feat_config:-$root/conf/fbank.yaml}
   already_done "$feats/$train_set/index.tsv" ||
     asr features "$data/$train_set" "$feats/$train_set" --config "$feat_config" --jobs "$nj"
-  for s in "${@:2}"; do
+  for s in $(present "${@:2}"); do
     already_done "$feats/$s/index.tsv" ||
       asr features "$data/$s" "$feats/$s" --config "$feat_config" \
         --cmvn "$feats/$train_set/cmvn.npz" --jobs "$nj"
@@ -97,16 +98,58 @@ train_model() {
       --feats-root "$feats" --out "$exp" --resume
 }
 
-# stage 5: decode_sets SET... (greedy, then beam search with the LM)
-decode_sets() {
+# stage 1b: speed_perturb SET: SET_sp with 0.9/1.0/1.1 copies (waveform speed, Kaldi's 3-way)
+speed_perturb() {
+  already_done "$data/${1}_sp/wav.scp" || asr speed-perturb "$data/$1" "$data/${1}_sp"
+}
+
+# present SET...: the names among SET... that have a data dir (a corpus's test half may be absent)
+present() {
   local s
-  for s in "$@"; do
-    already_done "$exp/decode_${s}_greedy/wer.txt" ||
-      asr decode --checkpoint "$exp/best.pt" "$data/$s" --out "$exp/decode_${s}_greedy"
-    already_done "$exp/decode_${s}_beam_lm/wer.txt" ||
-      asr decode --checkpoint "$exp/best.pt" "$data/$s" --out "$exp/decode_${s}_beam_lm" \
-        --decoder beam --beam "$beam" --lm "$data/lm/lm.arpa" --alpha "$alpha" --beta "$beta"
+  for s in "$@"; do [ -f "$data/$s/wav.scp" ] && echo "$s"; done
+  return 0
+}
+
+# decode_one CHECKPOINT SET NAME [asr decode options...]: EXP/decode_SET_NAME, unless done
+decode_one() {
+  local ckpt=$1 set=$2 name=$3; shift 3
+  already_done "$exp/decode_${set}_${name}/wer.txt" ||
+    asr decode --checkpoint "$ckpt" "$data/$set" --out "$exp/decode_${set}_${name}" "$@"
+}
+
+# stage 5: evaluate DEV_SET [TEST_SET...] (test sets without a data dir are skipped)
+# The protocol (asr/selection.py): every candidate checkpoint (best.pt; avg.pt when training
+# wrote it) is decoded on DEV_SET greedily and with beam search + LM, alpha/beta tuned on DEV_SET
+# by `asr tune-lm`; `asr pick` chooses the candidate by dev WER; only the chosen one decodes the
+# test sets, with the tuned alpha/beta. Test figures choose nothing.
+evaluate() {
+  local dev=$1 c ckpt s weights choice alpha beta; shift
+  local lm=$data/lm/lm.arpa
+  for c in best avg; do
+    ckpt=$exp/$c.pt
+    [ -e "$ckpt" ] || continue
+    decode_one "$ckpt" "$dev" "${c}_greedy"
+    already_done "$exp/tune_lm_${c}.json" ||
+      asr tune-lm "$data/$dev" --checkpoint "$ckpt" --lm "$lm" --beam "$beam" \
+        --out "$exp/tune_lm_${c}.json"
+    weights=$(tuned_weights "$exp/tune_lm_${c}.json")
+    read -r alpha beta <<< "$weights"
+    decode_one "$ckpt" "$dev" "${c}_beam_lm" --decoder beam --beam "$beam" --lm "$lm" \
+      --alpha "$alpha" --beta "$beta"
   done
+  choice=$(asr pick "$exp" --set "$dev")
+  read -r ckpt alpha beta <<< "$choice"
+  c=$(basename "$ckpt" .pt)
+  for s in $(present "$@"); do
+    decode_one "$ckpt" "$s" "${c}_greedy"
+    decode_one "$ckpt" "$s" "${c}_beam_lm" --decoder beam --beam "$beam" --lm "$lm" \
+      --alpha "$alpha" --beta "$beta"
+  done
+}
+
+# tuned_weights TUNE_JSON: prints "alpha beta" of the best grid point
+tuned_weights() {
+  python3 -c 'import json, sys; b = json.load(open(sys.argv[1]))["best"]; print(b["alpha"], b["beta"])' "$1"
 }
 
 # stage 6: write_results TITLE

@@ -2,6 +2,7 @@
 (helpers_data), with a tiny model: what cannot run here (downloads, corpus sizes) still runs
 end to end. The fixtures' audio is lengthened to 2 s so that every transcript fits under CTC."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ from helpers_data import (
     make_librispeech,
     make_ljspeech,
     make_speechocean762,
+    write_raw_bigendian,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +38,9 @@ def lengthen_audio(root: Path, seconds: float = 2.0) -> None:
     subtype and rate (unreadable ones are left: the importers must report them)."""
     rng = np.random.default_rng(0)
     for path in sorted(root.rglob("*")):
+        if path.suffix == ".raw":  # headerless 16 kHz big-endian PCM (AN4's raw release)
+            write_raw_bigendian(path, 0.1 * rng.standard_normal(int(seconds * 16000)))
+            continue
         if path.suffix not in (".wav", ".flac", ".sph", ".mp3") or not path.is_file():
             continue
         try:
@@ -62,14 +67,20 @@ def fsdd_dir(root: Path) -> Path:
     return make_fsdd(root / "free-spoken-digit-dataset")
 
 
-# recipe -> (fixture maker, extra options, sets decoded)
+def an4_raw(root: Path) -> Path:
+    """CMU's raw big-endian release, both halves (train and test)."""
+    return make_an4(root, release="raw")
+
+
+# recipe (or recipe:variant) -> (fixture maker, extra options, sets decoded)
 RECIPES = {
     "speechocean762": (make_speechocean762, ["--dev-speakers", "1"], ["dev", "test"]),
     "librispeech": (librispeech_with_test, [], ["dev_clean", "test_clean"]),
     "an4": (make_an4, ["--dev-speakers", "1"], ["dev", "test"]),
+    "an4:raw": (an4_raw, ["--dev-speakers", "1"], ["dev", "test"]),
     "ljspeech": (make_ljspeech, ["--dev-utts", "1"], ["dev"]),
     "commonvoice": (commonvoice_with_dev, [], ["dev", "test"]),
-    "fsdd": (fsdd_dir, ["--dev-utts", "2"], ["test"]),
+    "fsdd": (fsdd_dir, ["--dev-utts", "2"], ["dev", "test"]),
 }
 
 
@@ -84,15 +95,22 @@ def test_recipe_runs_every_stage(name, tmp_path):
     work = tmp_path / "work"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}",
                OMP_NUM_THREADS="1")
-    cmd = ["bash", str(ROOT / "recipes" / name / "run.sh"), "--corpus", str(corpus),
+    recipe = name.split(":")[0]
+    cmd = ["bash", str(ROOT / "recipes" / recipe / "run.sh"), "--corpus", str(corpus),
            "--work", str(work), "--config", str(config), "--nj", "1", *options]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     for stage in range(7):
         assert f"== stage {stage}:" in proc.stdout
     results = (work / "exp" / "RESULTS.md").read_text()
-    for s in decoded:
-        assert f"| {s} | greedy |" in results and f"| {s} | beam 16 + lm.arpa" in results
+    for s in decoded:  # the tiny config writes no avg.pt: best.pt is the one candidate
+        assert f"| {s} | best.pt | greedy |" in results
+        assert f"| {s} | best.pt | beam 16 + lm.arpa (alpha " in results
+    dev = decoded[0]
+    tuned = json.loads((work / "exp" / "tune_lm_best.json").read_text())["best"]
+    assert (f"| {dev} | best.pt | beam 16 + lm.arpa (alpha {tuned['alpha']}, beta "
+            f"{tuned['beta']}, tuned on {dev}) |") in results
+    assert f"Chosen on {dev} " in results
     assert proc.stdout.rstrip().endswith(results.rstrip().splitlines()[-1])  # stage 6 shows it
 
     # a second run finds every stage done and redoes nothing

@@ -10,8 +10,6 @@ stop_stage=6
 config=$root/conf/commonvoice.yaml
 work=$here
 beam=16
-alpha=0.5
-beta=1.0
 nj=$(nproc)
 source "$root/recipes/lib.sh"
 data=$work/data feats=$work/feats exp=$work/exp
@@ -28,6 +26,6 @@ run_stage 1 "prep" && prep_data commonvoice "$corpus"
 run_stage 2 "features + CMVN" && extract_features train dev test
 run_stage 3 "word 3-gram LM" && train_lm train 3
 run_stage 4 "train" && train_model train dev
-run_stage 5 "decode" && decode_sets dev test
+run_stage 5 "decode: dev decides, test is scored" && evaluate dev test
 run_stage 6 "results" && write_results "Common Voice"
 exit 0

@@ -14,8 +14,6 @@ feat_config=$root/conf/fbank_8k.yaml
 config=$root/conf/demo.yaml
 work=$here
 beam=8
-alpha=0.5
-beta=1.0
 nj=$(nproc)
 source "$root/recipes/lib.sh"
 data=$work/data feats=$work/feats exp=$work/exp
@@ -24,7 +22,7 @@ run_stage 1 "prep" && prep_data folder "$corpus" --dev-speakers 1
 run_stage 2 "features + CMVN" && extract_features train dev test
 run_stage 3 "word 3-gram LM" && train_lm train 3
 run_stage 4 "train" && train_model train dev
-run_stage 5 "decode the held-out voices" && decode_sets test
+run_stage 5 "decode the held-out voices: dev decides, test is scored" && evaluate dev test
 run_stage 6 "results" && write_results "demo: synthetic digit strings, held-out voices"
 if run_stage 7 "transcribe one file"; then
   file=$(ls "$corpus"/test/*.flac | head -n 1)

@@ -13,8 +13,6 @@ feat_config=$root/conf/fbank_8k.yaml
 config=$root/conf/fsdd.yaml
 work=$here
 beam=16
-alpha=0.5
-beta=1.0
 nj=$(nproc)
 source "$root/recipes/lib.sh"
 data=$work/data feats=$work/feats exp=$work/exp
@@ -31,6 +29,6 @@ run_stage 1 "prep" && prep_data fsdd "$corpus" --dev-utts "$dev_utts"
 run_stage 2 "features + CMVN" && extract_features train dev test
 run_stage 3 "word 1-gram LM" && train_lm train 1
 run_stage 4 "train" && train_model train dev
-run_stage 5 "decode" && decode_sets test
+run_stage 5 "decode: dev decides, test is scored" && evaluate dev test
 run_stage 6 "results" && write_results "FSDD (conventional split)"
 exit 0

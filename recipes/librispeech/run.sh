@@ -10,8 +10,6 @@ stop_stage=6
 config=$root/conf/librispeech.yaml
 work=$here
 beam=16
-alpha=0.5
-beta=1.0
 nj=$(nproc)
 source "$root/recipes/lib.sh"
 data=$work/data feats=$work/feats exp=$work/exp
@@ -26,6 +24,6 @@ run_stage 1 "prep" && prep_data librispeech "$corpus"
 run_stage 2 "features + CMVN" && extract_features train_clean_100 dev_clean test_clean
 run_stage 3 "word 3-gram LM" && train_lm train_clean_100 3
 run_stage 4 "train" && train_model train_clean_100 dev_clean
-run_stage 5 "decode" && decode_sets dev_clean test_clean
+run_stage 5 "decode: dev decides, test is scored" && evaluate dev_clean test_clean
 run_stage 6 "results" && write_results "LibriSpeech train-clean-100"
 exit 0

@@ -12,8 +12,6 @@ dev_utts=500
 config=$root/conf/ljspeech.yaml
 work=$here
 beam=16
-alpha=0.5
-beta=1.0
 nj=$(nproc)
 source "$root/recipes/lib.sh"
 data=$work/data feats=$work/feats exp=$work/exp
@@ -27,6 +25,6 @@ run_stage 1 "prep" && prep_data ljspeech "$corpus" --dev-utts "$dev_utts"
 run_stage 2 "features + CMVN" && extract_features train dev
 run_stage 3 "word 3-gram LM" && train_lm train 3
 run_stage 4 "train" && train_model train dev
-run_stage 5 "decode" && decode_sets dev
+run_stage 5 "decode (dev; LM weights tuned on it)" && evaluate dev
 run_stage 6 "results" && write_results "LJSpeech 1.1 (500-utterance dev split)"
 exit 0

@@ -4,7 +4,8 @@
 #          [--dev-speakers 15] [--config conf/speechocean762.yaml] [--work DIR]
 # Stages: 0 download, 1 prep + speaker-disjoint dev split, 2 features + CMVN, 3 LM,
 #         4 train, 5 decode (greedy, beam + LM), 6 results table (WORK/exp/RESULTS.md).
-# The test stage runs when the corpus has its test/ half.
+# Test is decoded whenever the corpus has its test/ half (after prep: a first run that
+# downloads it too).
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 corpus=$here/download/speechocean762
@@ -14,13 +15,9 @@ dev_speakers=15
 config=$root/conf/speechocean762.yaml
 work=$here
 beam=16
-alpha=0.5
-beta=1.0
 nj=$(nproc)
 source "$root/recipes/lib.sh"
 data=$work/data feats=$work/feats exp=$work/exp
-sets="dev"
-[ -d "$corpus/test" ] && sets="dev test"
 
 if run_stage 0 "download"; then
   [ -d "$corpus/train" ] && echo "   (corpus present at $corpus)" ||
@@ -28,9 +25,9 @@ if run_stage 0 "download"; then
       "$(dirname "$corpus")"
 fi
 run_stage 1 "prep" && prep_data speechocean762 "$corpus" --dev-speakers "$dev_speakers"
-run_stage 2 "features + CMVN" && extract_features train $sets
+run_stage 2 "features + CMVN" && extract_features train dev test
 run_stage 3 "word 3-gram LM" && train_lm train 3
 run_stage 4 "train" && train_model train dev
-run_stage 5 "decode" && decode_sets $sets
+run_stage 5 "decode: dev decides, test is scored" && evaluate dev test
 run_stage 6 "results" && write_results "speechocean762, train half, $dev_speakers-speaker dev split"
 exit 0
