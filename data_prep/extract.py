@@ -10,6 +10,8 @@ Audio that cannot be read or is shorter than one frame is reported (problems.tsv
 skipped. Without --cmvn the set is a training set and its global CMVN statistics are computed
 from the stored frames; with --cmvn STATS (dev/test sets) those statistics are copied in.
 Features are stored raw: the model applies CMVN when it reads them.
+Audio recorded below the config's sample rate (8 kHz audio, a 16 kHz config) is counted from the
+headers first and warned about: upsampled, it holds nothing in the upper mel bins.
 
 Rerunning the same command after an interruption keeps the finished shards and makes the rest;
 the result is byte-identical to an uninterrupted run.
@@ -24,6 +26,7 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,11 +35,12 @@ import torch
 from tqdm import tqdm
 
 from asr import featstore
-from asr.audio import AudioError, load_audio
+from asr.audio import AudioError, audio_info, load_audio
 from asr.config import ConfigError
 from asr.datadir import read_data_dir
 from asr.featstore import FeatureStoreError, Problem, ShardRecord
 from asr.features import (
+    STD_FLOOR,
     CmvnStats,
     FeatureConfig,
     FeatureError,
@@ -45,6 +49,8 @@ from asr.features import (
 )
 
 MIN_UTTS_FOR_WORKERS = 1000  # ~2.5 s of work in one process: less than starting workers costs
+HEADER_THREADS = 8  # audio header reads are I/O bound
+MIN_FILES_FOR_PROGRESS = 500  # fewer headers take about a second: no progress bar
 
 
 @dataclass(frozen=True)
@@ -232,6 +238,37 @@ def format_summary(summary: Summary, feats_dir: Path, cfg: FeatureConfig) -> str
     return text
 
 
+def native_rate(path: str) -> int | None:
+    """The sample rate an audio file's header gives, or None (extraction reports the file)."""
+    try:
+        return audio_info(path).sample_rate
+    except AudioError:
+        return None
+
+
+def count_below_rate(paths: Sequence[str], rate: int) -> tuple[int, int | None]:
+    """-> (files recorded below `rate` Hz, the lowest rate among them), from the headers."""
+    with ThreadPoolExecutor(HEADER_THREADS) as pool:
+        rates = list(tqdm(pool.map(native_rate, paths), total=len(paths), desc="audio headers",
+                          unit="file", mininterval=1.0, file=sys.stderr,
+                          disable=len(paths) < MIN_FILES_FOR_PROGRESS))
+    low = [r for r in rates if r is not None and r < rate]
+    return len(low), min(low, default=None)
+
+
+def rate_warning(num_low: int, num_files: int, lowest: int | None, cfg: FeatureConfig) -> str:
+    """What goes wrong when audio is upsampled to the config's rate, and what to do."""
+    return (
+        f"asr features: warning: {num_low} of {num_files} audio files are recorded below the "
+        f"config's {cfg.sample_rate} Hz (the lowest at {lowest} Hz). Upsampled, they hold "
+        f"nothing above {lowest // 2} Hz: the mel bins up there stay at the log floor, and "
+        "their tiny CMVN standard deviation (floored at "
+        f"{STD_FLOOR:g}) then multiplies any real energy there by about {1 / STD_FLOOR:.0f} at "
+        f"inference. Use a config at the corpus's rate (sample_rate: {lowest}), like "
+        "conf/fbank_8k.yaml for 8 kHz audio."
+    )
+
+
 # ---------------------------------------------------------------------------------------------
 # asr features
 
@@ -259,6 +296,9 @@ def run(args: argparse.Namespace) -> int:
         utts = [(u.utt_id, str(u.audio)) for u in read_data_dir(args.data_dir)]
         if not utts:
             raise ValueError(f"{args.data_dir}: no utterances")
+        num_low, lowest = count_below_rate([path for _, path in utts], cfg.sample_rate)
+        if num_low:
+            print(rate_warning(num_low, len(utts), lowest, cfg), file=sys.stderr)
         summary = extract_set(utts, feats_dir, cfg, args.jobs, args.cmvn, args.utts_per_shard)
     except (ConfigError, FeatureStoreError, ValueError, OSError) as e:
         print(f"asr features: {e}", file=sys.stderr)

@@ -19,9 +19,12 @@ import numpy as np
 import pytest
 import torch
 import torchaudio.functional as AF
+from helpers_data import sine, write_audio, write_raw_bigendian
 from torchaudio.compliance import kaldi
 
+from asr.cli import main
 from asr.config import ConfigError
+from asr.datadir import Utterance, write_data_dir
 from asr.features import (
     CmvnStats,
     FeatureConfig,
@@ -261,3 +264,34 @@ def test_config_file_with_unknown_key(tmp_path):
     path.write_text("kind: fbank\nnum_bins: 80\n")
     with pytest.raises(ConfigError, match=f"{path}.*unknown key.*num_bins"):
         load_feature_config(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# asr features: a corpus recorded below the config's sample rate
+
+
+def make_low_rate_set(tmp_path: Path) -> Path:
+    """A data dir of 3 utterances: 8 kHz wav, 8 kHz headerless (raw: spec), 16 kHz flac."""
+    narrow = write_audio(tmp_path / "audio/a.wav", seconds=0.5, sr=8000)
+    raw = write_raw_bigendian(tmp_path / "audio/b.raw", sine(0.5, sr=8000))
+    wide = write_audio(tmp_path / "audio/c.flac", seconds=0.5, sr=16000)
+    return write_data_dir(tmp_path / "data", [
+        Utterance("s-a", "s", str(narrow), "A"),
+        Utterance("s-b", "s", f"raw:rate=8000,encoding=s16be,channels=1:{raw}", "B"),
+        Utterance("s-c", "s", str(wide), "C"),
+    ])
+
+
+@pytest.mark.parametrize("config, warned", [("fbank", True), ("fbank_8k", False)])
+def test_features_warn_when_audio_is_below_the_config_rate(tmp_path, capsys, config, warned):
+    """8 kHz audio with a 16 kHz config: nothing above 4 kHz, so the upper mel bins sit at the
+    floor, and CMVN's std floor would blow up real energy there at inference."""
+    data = make_low_rate_set(tmp_path)
+    assert main(["features", str(data), str(tmp_path / "feats"), "--config",
+                 str(ROOT / "conf" / f"{config}.yaml"), "--jobs", "1"]) == 0
+    err = capsys.readouterr().err
+    if warned:
+        assert "warning: 2 of 3 audio files are recorded below the config's 16000 Hz" in err
+        assert "8000 Hz" in err and "fbank_8k.yaml" in err
+    else:
+        assert "warning" not in err
