@@ -36,11 +36,16 @@ import torch
 
 from asr.decoding import (
     BLANK,
+    DEFAULT_ALPHA,
+    DEFAULT_BEAM,
+    DEFAULT_BETA,
+    DEFAULT_UNK_SCORE,
     WORD_SEP,
     BeamSearchDecoder,
     BeamSearchOptions,
     GreedyDecoder,
     ids_to_text,
+    parse_hotword,
 )
 from asr.lm import BOS, EOS, UNK, NgramLM
 from asr.scoring import score
@@ -259,11 +264,15 @@ def main() -> None:
     parser.add_argument("--n-utts", type=int, default=500, help="utterances used (default 500)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lm", type=Path, help="ARPA word LM (same file for all decoders)")
-    parser.add_argument("--beam", type=int, default=16)
-    parser.add_argument("--alpha", type=float, default=0.5, help="LM weight on ln p")
-    parser.add_argument("--beta", type=float, default=1.0, help="word bonus")
-    parser.add_argument("--unk-score", type=float, default=-5.0,
+    parser.add_argument("--beam", type=int, default=DEFAULT_BEAM)
+    parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="LM weight on ln p")
+    parser.add_argument("--beta", type=float, default=DEFAULT_BETA, help="word bonus (with LM)")
+    parser.add_argument("--unk-score", type=float, default=DEFAULT_UNK_SCORE,
                         help="added per out-of-vocabulary word (pyctcdecode: unk_score_offset)")
+    parser.add_argument("--n-best", type=int, default=1,
+                        help="hypotheses per utterance our beam decoders return (default 1)")
+    parser.add_argument("--hotword", type=parse_hotword, action="append", default=[],
+                        metavar="WORD[:WEIGHT]", help="boost WORD in our beam decoders (repeat)")
     parser.add_argument("--token-top-k", type=int, default=0, help="0: all tokens")
     parser.add_argument("--token-min-log-prob", type=float, default=-10.0)
     parser.add_argument("--beam-threshold", type=float, default=30.0)
@@ -297,11 +306,14 @@ def main() -> None:
 
     lm = NgramLM.read_arpa(args.lm) if args.lm else None
     options = BeamSearchOptions(
-        beam_width=args.beam, token_top_k=args.token_top_k,
+        beam_width=args.beam, n_best=args.n_best, hotwords=tuple(args.hotword),
+        token_top_k=args.token_top_k,
         token_min_log_prob=args.token_min_log_prob, beam_threshold=args.beam_threshold,
         alpha=args.alpha, beta=args.beta, unk_score=args.unk_score,
     )
-    no_lm = BeamSearchOptions(beam_width=args.beam, token_top_k=args.token_top_k,
+    no_lm = BeamSearchOptions(beam_width=args.beam, n_best=args.n_best,
+                              hotwords=tuple(args.hotword),
+                              token_top_k=args.token_top_k,
                               token_min_log_prob=args.token_min_log_prob,
                               beam_threshold=args.beam_threshold)
     greedy, beam = GreedyDecoder(tokens), BeamSearchDecoder(tokens, no_lm)
