@@ -24,6 +24,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from asr.card import MODEL_JSON, build_card, training_data, write_model_json
 from asr.checkpoint import (
     average_checkpoints,
     copy_checkpoint,
@@ -225,7 +226,8 @@ def checkpoint_dict(model, cfg, tokens, feature_config, optimizer, scheduler, sc
 
 def model_only(ckpt: dict) -> dict:
     """The part of a checkpoint needed to transcribe: weights, configs, tokens."""
-    keep = ("model", "model_config", "vocab_size", "tokens", "feature_config", "train_config")
+    keep = ("model", "model_config", "vocab_size", "tokens", "feature_config", "train_config",
+            "card")
     return {k: ckpt[k] for k in keep}
 
 
@@ -399,13 +401,19 @@ def train(args) -> int:
               f"({describe_skipped(train_set)}); {total_steps} steps in {cfg.epochs} epochs")
         print(f"dev: {len(dev_set)} utterances ({describe_skipped(dev_set)})")
 
-    def save(name: str, full: bool = True) -> None:
+    data_facts = training_data(args.train, args.dev, train_set, dev_set)  # for the model card
+    last_dev: dict = {}  # the latest dev evaluation, for the model card
+
+    def save(name: str, full: bool = True) -> dict | None:
+        """Write checkpoint `name`; -> its model card."""
         if not rt.is_main:
-            return
+            return None
         ckpt = checkpoint_dict(
             model, cfg, vocab.tokens, feature_config, optimizer, scheduler, scaler, state
         )
+        ckpt["card"] = build_card(ckpt, data_facts, last_dev)
         save_checkpoint(ckpt if full else model_only(ckpt), exp / name)
+        return ckpt["card"]
 
     model.train()
     last_plot = 0.0
@@ -466,6 +474,7 @@ def train(args) -> int:
         if rt.is_main:
             core = model.module if rt.distributed else model
             dev = evaluate(core, dev_loader, rt.device, vocab.tokens, amp)
+            last_dev.update(wer=dev["wer"], cer=dev["cer"], epoch=epoch + 1, decoder="greedy")
             row = {
                 "epoch": epoch, "step": state.step, "lr": scheduler.get_last_lr()[0],
                 "train_loss": epoch_loss / max(1, epoch_tokens), "dev_loss": dev["loss"],
@@ -487,9 +496,10 @@ def train(args) -> int:
                 state.epochs_without_improvement = 0
             else:
                 state.epochs_without_improvement += 1
-            save(f"epoch-{epoch + 1}.pt", full=False)
+            epoch_card = save(f"epoch-{epoch + 1}.pt", full=False)
             if improved:
                 copy_checkpoint(exp / f"epoch-{epoch + 1}.pt", exp / "best.pt")
+                write_model_json(exp / MODEL_JSON, epoch_card)  # the card of best.pt
             save("last.pt")
             keep = max(cfg.average_last, 1)
             stale = exp / f"epoch-{epoch + 1 - keep}.pt"
