@@ -157,12 +157,18 @@ class OnnxRecognizer:
     def transcribe(self, wave: np.ndarray, path: str = "",
                    max_chunk_s: float = MAX_CHUNK_S) -> Transcript:
         """wave [N] at `sample_rate` -> its transcript, as asr.transcribe.transcribe_wave with
-        the greedy decoder: cut at silences, each chunk decoded and aligned alone."""
+        the greedy decoder: a wave that fits in one chunk decoded whole, a longer one cut at
+        silences, each chunk decoded and aligned alone."""
         sr = self.sample_rate
+        window = features_numpy.settings(self.feature_config)["window_samples"]
         segments = []
-        for start, end in find_chunks(wave, sr, max_chunk_s):
+        chunks = find_chunks(wave, sr, max_chunk_s)  # [] when there is no speech at all
+        min_samples = max(window, int(MIN_PIECE_S * sr))
+        if chunks and len(wave) <= max_chunk_s * sr:  # one piece: decoded whole, as asr decode
+            chunks, min_samples = [(0, len(wave))], window
+        for start, end in chunks:
             piece = wave[start:end]
-            if len(piece) < int(MIN_PIECE_S * sr):
+            if len(piece) < min_samples:
                 continue
             log_probs, out_lens = self.log_probs([piece])
             frames = log_probs[0, : int(out_lens[0])]  # (T', V) of this chunk
