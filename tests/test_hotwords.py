@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from asr.decoding import (
     DEFAULT_HOTWORD_WEIGHT,
@@ -114,3 +116,26 @@ def test_unspellable_hotword_fails_loudly():
         BeamSearchDecoder(TOKENS, BeamSearchOptions(hotwords=(("Zeta", 3.0),)))
     with pytest.raises(ValueError, match="separator"):
         BeamSearchDecoder(TOKENS, BeamSearchOptions(hotwords=(("ze|ta", 3.0),)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16), T=st.integers(0, 20), beam=st.integers(1, 8),
+       n_best=st.integers(1, 4), use_lm=st.booleans(), n_hot=st.integers(1, 3))
+def test_fuzz_hotword_scores(seed, T, beam, n_best, use_lm, n_hot):
+    # N distinct texts best first, scores that add up; without an LM the bonus is exactly the
+    # weights of the hotwords in the text
+    rng = np.random.default_rng(seed)
+    tokens = ["<blank>", "|", "a", "b", "c"]
+    hot = {"".join(rng.choice(list("abc"), int(rng.integers(1, 4)))): float(rng.normal(0, 3))
+           for _ in range(n_hot)}
+    lm = train_ngram(["ab ba", "a b c", "cab"] * 2, order=2) if use_lm else None
+    options = BeamSearchOptions(beam_width=beam, n_best=n_best, hotwords=tuple(hot.items()))
+    log_probs = np.log(rng.dirichlet(np.full(len(tokens), 0.3), size=(1, T))).astype(np.float32)
+    nbest = BeamSearchDecoder(tokens, options, lm)(np.maximum(log_probs, -30), [T])[0]
+    assert 1 <= len(nbest) <= n_best and len({h.text for h in nbest}) == len(nbest)
+    assert [h.score for h in nbest] == sorted((h.score for h in nbest), reverse=True)
+    for h in nbest:
+        alpha = options.alpha if use_lm else 0.0
+        assert h.score == pytest.approx(h.acoustic_score + alpha * h.lm_score + h.bonus_score)
+        if not use_lm:
+            assert h.bonus_score == pytest.approx(sum(hot.get(w, 0.0) for w in h.text.split()))
