@@ -1,5 +1,6 @@
 """CTC decoders: hand-worked greedy cases, beam 1 == greedy, exactness against brute force,
-LM fusion, fuzzed invariants, and agreement with pyctcdecode."""
+LM fusion, the compiled search against a plain reference (hotwords too), scores that add up,
+N-best lists of distinct texts, fuzzed invariants, and agreement with pyctcdecode."""
 
 import itertools
 import math
