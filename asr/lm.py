@@ -27,7 +27,7 @@ import argparse
 import math
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -116,6 +116,33 @@ class NgramLM:
             log10_prob, state = self.score_word(state, word)
             total += log10_prob
         return total
+
+    # -- words as the acoustic model spells them ----------------------------------------------
+
+    def map_words(self, fn: Callable[[str], str]) -> NgramLM:
+        """The same model over `fn(word)` (say, the model's text normalisation); `<s>`, `</s>`
+        and `<unk>` stay. When several n-grams map to one, the most probable is kept (on a tie,
+        the one `fn` leaves as it is), so the model stays exact for words that map one-to-one. A
+        word that `fn` empties or splits in two is kept as it was."""
+
+        def one(word: str) -> str:
+            if word in (BOS, EOS, UNK):
+                return word
+            new = fn(word)
+            return new if new and len(new.split()) == 1 else word
+
+        mapped: dict[NGram, tuple[float, float]] = {}
+        for ngram, entry in self.ngrams.items():
+            key = tuple(one(w) for w in ngram)
+            old = mapped.get(key)
+            if old is None or entry[0] > old[0] or (entry[0] == old[0] and key == ngram):
+                mapped[key] = entry
+        return NgramLM(self.order, mapped)
+
+    def words_outside(self, chars: Iterable[str]) -> list[str]:
+        """The words (not `<s>`, `</s>`, `<unk>`) that hold a character outside `chars`."""
+        allowed = set(chars)
+        return [w for w in self.vocab if w not in (BOS, EOS, UNK) and not set(w) <= allowed]
 
     # -- ARPA ---------------------------------------------------------------------------------
 

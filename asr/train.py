@@ -40,7 +40,7 @@ from asr.faults import maybe_kill
 from asr.featstore import FeatureStore
 from asr.model import CTCModel, ModelConfig, count_parameters, flush_denormals
 from asr.scoring import score
-from asr.text import Vocabulary
+from asr.text import TextNormConfig, Vocabulary
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,21 @@ def evaluate(model, loader, device, tokens: list[str], amp: bool) -> dict[str, f
 # Checkpoints
 
 
-def checkpoint_dict(model, cfg, tokens, feature_config, optimizer, scheduler, scaler, state):
+def prep_text_norm(data_dir: str | Path) -> dict | None:
+    """The transcript normalisation `asr prep` recorded for a data dir (its prep.json, in the
+    dir or, as prep writes it, in the dir above), as a TextNormConfig dict; None when no
+    prep.json says."""
+    for path in (Path(data_dir) / "prep.json", Path(data_dir).parent / "prep.json"):
+        if path.is_file():
+            norm = json.loads(path.read_text(encoding="utf-8")).get("normalization")
+            return None if norm is None else TextNormConfig(**norm).to_dict()
+    return None
+
+
+def checkpoint_dict(model, cfg, tokens, feature_config, optimizer, scheduler, scaler, state,
+                    text_norm: dict | None = None):
+    """Everything a checkpoint holds; `text_norm` is how the training transcripts were
+    normalised (None: not known), which decoding applies to references and LM words."""
     module = model.module if hasattr(model, "module") else model
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
@@ -215,6 +229,7 @@ def checkpoint_dict(model, cfg, tokens, feature_config, optimizer, scheduler, sc
         "vocab_size": module.vocab_size,
         "tokens": list(tokens),
         "feature_config": feature_config,
+        "text_norm": text_norm,
         "train_config": to_dict(cfg),
         "optimizer": optimizer.state_dict(),
         "scheduler": scheduler.state_dict(),
@@ -226,8 +241,8 @@ def checkpoint_dict(model, cfg, tokens, feature_config, optimizer, scheduler, sc
 
 def model_only(ckpt: dict) -> dict:
     """The part of a checkpoint needed to transcribe: weights, configs, tokens."""
-    keep = ("model", "model_config", "vocab_size", "tokens", "feature_config", "train_config",
-            "card")
+    keep = ("model", "model_config", "vocab_size", "tokens", "feature_config", "text_norm",
+            "train_config", "card")
     return {k: ckpt[k] for k in keep}
 
 
@@ -335,6 +350,7 @@ def train(args) -> int:
     # data
     train_store = FeatureStore(args.train_feats)
     feature_config = train_store.config.to_dict()
+    text_norm = prep_text_norm(args.train)
     if resume_ckpt is not None:
         vocab = Vocabulary(resume_ckpt["tokens"])
     else:
@@ -409,7 +425,8 @@ def train(args) -> int:
         if not rt.is_main:
             return None
         ckpt = checkpoint_dict(
-            model, cfg, vocab.tokens, feature_config, optimizer, scheduler, scaler, state
+            model, cfg, vocab.tokens, feature_config, optimizer, scheduler, scaler, state,
+            text_norm,
         )
         ckpt["card"] = build_card(ckpt, data_facts, last_dev)
         save_checkpoint(ckpt if full else model_only(ckpt), exp / name)

@@ -137,3 +137,28 @@ def test_cli_kaldi_and_plain_text(tmp_path):
     assert a.startswith("\\data\\\nngram 1=6\nngram 2=10\n")
     assert NgramLM.read_arpa(tmp_path / "a.arpa").ngrams.keys() == train_ngram(
         HAND_CORPUS, 2).ngrams.keys()
+
+
+def test_words_mapped_to_another_case_keep_their_scores():
+    corpus = _random_corpus(21)
+    lower = train_ngram(corpus, order=3)
+    upper = lower.map_words(str.upper)
+    assert {BOS, EOS, UNK} <= set(upper.vocab) and "CAT" in upper.vocab
+    assert upper.counts() == lower.counts()
+    for sentence in _random_corpus(22, n=20) + ["zebra cat"]:
+        assert upper.sentence_log10(sentence.upper().split()) == pytest.approx(
+            lower.sentence_log10(sentence.split()), abs=1e-9)
+
+
+def test_words_that_map_to_one_keep_the_most_probable_entry():
+    lm = train_ngram(["the cat"] * 3 + ["The cat"], order=2)
+    mapped = lm.map_words(str.lower)
+    assert mapped.ngrams[("the",)] == lm.ngrams[("the",)]
+    assert mapped.ngrams[(BOS, "the")] == lm.ngrams[(BOS, "the")]
+    assert "The" not in mapped.vocab
+
+
+def test_share_of_words_outside_a_character_set():
+    lm = train_ngram(["ab ba", "abc", "xa"], order=1)
+    assert lm.words_outside("ab") == ["abc", "xa"]  # special tokens do not count
+    assert lm.words_outside("abcx") == []
