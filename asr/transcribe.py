@@ -1,16 +1,18 @@
 """`asr transcribe`: audio files -> text, with word times and confidences.
 
-Long recordings are cut at silences into chunks of at most `max_chunk_s`, each decoded alone
-(memory bounded by the chunk, not the recording), and the words stitched back with the chunk's
-offset. Word times come from a CTC forced alignment of the decoded tokens
-(`torchaudio.functional.forced_align`); a word's confidence is the geometric mean of the
-posteriors of the frames aligned to its characters.
+A recording that fits in one chunk (`max_chunk_s`) is decoded whole, as `asr decode` decodes a
+corpus file, so both give the same words. Longer ones are cut at silences into chunks of at most
+`max_chunk_s`, each decoded alone (memory bounded by the chunk, not the recording), and the
+words stitched back with the chunk's offset. Word times come from a CTC forced alignment of the
+decoded tokens (`torchaudio.functional.forced_align`); a word's confidence is the geometric mean
+of the posteriors of the frames aligned to its characters.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ import torchaudio.functional as AF
 
 from asr.audio import AudioError, load_audio
 from asr.checkpoint import CheckpointError
-from asr.recognize import Recognizer, make_decoder
+from asr.recognize import Recognizer, check_lm_arguments, make_decoder
 
 MAX_CHUNK_S = 20.0  # longest piece decoded at once
 MIN_SILENCE_S = 0.3  # a pause at least this long is a place to cut
@@ -171,9 +173,15 @@ def transcribe_wave(recognizer: Recognizer, decoder, wave: np.ndarray, path: str
                     max_chunk_s: float = MAX_CHUNK_S) -> Transcript:
     sr = recognizer.sample_rate
     segments = []
-    for start, end in find_chunks(wave, sr, max_chunk_s):
+    chunks = find_chunks(wave, sr, max_chunk_s)  # [] when there is no speech at all
+    min_samples = max(recognizer.feature_config.window_samples, int(0.05 * sr))
+    if chunks and len(wave) <= max_chunk_s * sr:
+        # fits in one piece: decoded whole, silence and all, as `asr decode` and training see
+        # a corpus file (cutting the silence off would change what utterance CMN subtracts)
+        chunks, min_samples = [(0, len(wave))], recognizer.feature_config.window_samples
+    for start, end in chunks:
         piece = wave[start:end]
-        if len(piece) < int(0.05 * sr):
+        if len(piece) < min_samples:
             continue
         log_probs, out_lens = recognizer.log_probs([piece])
         hyp = decoder(log_probs, out_lens)[0][0]
@@ -291,17 +299,44 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
+def output_names(files: list[str]) -> dict[str, Path]:
+    """Where each input's output goes inside --out, without its suffix: its stem, or, for
+    stems that several inputs share (a/x.wav, b/x.wav), its path from the inputs' common
+    directory (a/x, b/x), with the audio suffix kept where even that is shared (x.wav, x.flac)."""
+    resolved = {f: Path(f).resolve() for f in files}
+    common = Path(os.path.commonpath([str(p.parent) for p in resolved.values()])) if files else None
+    names: dict[str, Path] = {}
+    for f, path in resolved.items():
+        same_stem = [p for p in resolved.values() if p.stem == path.stem and p != path]
+        if not same_stem:
+            names[f] = Path(path.stem)
+            continue
+        rel = path.relative_to(common)
+        clash = any(p.relative_to(common).with_suffix("") == rel.with_suffix("") for p in same_stem)
+        names[f] = rel if clash else rel.with_suffix("")
+    return names
+
+
 def run(args) -> int:
+    problem = check_lm_arguments(args)
+    if problem:
+        print(f"asr transcribe: {problem}", file=sys.stderr)
+        return 2
     try:
         recognizer = Recognizer.from_checkpoint(args.checkpoint, args.device)
     except CheckpointError as e:
         print(f"asr transcribe: {e}", file=sys.stderr)
         return 2
     decoder = make_decoder(recognizer.tokens, args.decoder, args.beam, args.lm, args.alpha,
-                           args.beta)
+                           args.beta, recognizer.text_norm)
     out_dir = Path(args.out) if args.out else None
+    names = output_names(args.files)
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
+        renamed = [f"{f} -> {names[f]}" for f in args.files if names[f] != Path(Path(f).stem)]
+        if renamed:
+            print("asr transcribe: several inputs share a name; their outputs keep their "
+                  "directories: " + ", ".join(renamed), file=sys.stderr)
     failures = 0
     for i, path in enumerate(args.files):
         try:
@@ -319,7 +354,9 @@ def run(args) -> int:
             text = result.text if out_dir else f"{path}\t{result.text}"
         if out_dir:
             suffix = {"text": ".txt", "json": ".json", "srt": ".srt"}[args.format]
-            (out_dir / (Path(path).stem + suffix)).write_text(text + "\n")
+            target = out_dir / names[path].parent / (names[path].name + suffix)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text + "\n")
         else:
             print(text, flush=True)
         if args.plot and i == 0:

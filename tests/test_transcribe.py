@@ -9,9 +9,11 @@ import soundfile as sf
 import soxr
 from helpers_train import SR, run_asr, sentences, tone_wave
 
+from asr.checkpoint import load_checkpoint, save_checkpoint
+from asr.datadir import Utterance, write_data_dir
 from asr.decoding import GreedyDecoder
 from asr.recognize import Recognizer
-from asr.scoring import wer
+from asr.scoring import read_kaldi_text, wer
 from asr.transcribe import (
     CUE_MAX_S,
     Word,
@@ -151,3 +153,54 @@ def test_cli_reports_unreadable_files_and_does_the_others(tone_model, tmp_path):
     assert json.loads((out / "narrow.json").read_text())["duration"] == pytest.approx(
         sf.info(str(narrow)).duration, abs=0.01)
     assert (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_cli_refuses_an_lm_without_the_beam_decoder(tone_model, tmp_path, capsys):
+    from asr.cli import main
+
+    wav = tmp_path / "x.wav"
+    sf.write(wav, tone_wave("ABC", seed=1), SR)
+    lm = tmp_path / "lm.arpa"
+    lm.write_text("\\data\\\nngram 1=1\n\n\\1-grams:\n-1.0\tABC\n\n\\end\\\n")
+    assert main(["transcribe", "--checkpoint", str(tone_model / "last.pt"), str(wav),
+                 "--lm", str(lm)]) == 2
+    assert "--lm needs --decoder beam" in capsys.readouterr().err
+
+
+def test_cli_out_keeps_files_of_the_same_name_apart(tone_model, tmp_path, capsys):
+    """a/x.wav and b/x.wav go to OUT/a/x.txt and OUT/b/x.txt; a name used once stays flat."""
+    from asr.cli import main
+
+    files = {"a/x.wav": "ABC", "b/x.wav": "CAB DEED", "c/y.wav": "BAD"}
+    for i, (rel, text) in enumerate(files.items()):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(tmp_path / rel, tone_wave(text, seed=20 + i), SR)
+    out = tmp_path / "out"
+    assert main(["transcribe", "--checkpoint", str(tone_model / "last.pt"),
+                 *(str(tmp_path / rel) for rel in files), "--out", str(out)]) == 0
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*.txt"))
+    assert written == ["a/x.txt", "b/x.txt", "y.txt"]
+    assert [(out / name).read_text() for name in written] == [f"{t}\n" for t in files.values()]
+    assert "a/x.wav" in capsys.readouterr().err  # the renaming is said
+
+
+def test_transcribe_gives_the_words_decode_gives_on_a_corpus_file(tone_model, tmp_path):
+    """Corpus files with 3 s of silence around the speech, a model that subtracts each
+    utterance's mean feature: `asr transcribe` decodes a recording that fits in one chunk whole,
+    as `asr decode` does, so both give the same words (trimming the silence changes the mean)."""
+    ckpt = load_checkpoint(tone_model / "last.pt")
+    ckpt["model_config"] = {**ckpt["model_config"], "utterance_cmn": True}
+    save_checkpoint(ckpt, tmp_path / "cmn.pt")
+    utts = []
+    for i, text in enumerate(sentences(6, 9)):
+        path = tmp_path / "audio" / f"u{i}.wav"
+        path.parent.mkdir(exist_ok=True)
+        sf.write(path, tone_wave(text, seed=i, lead_s=3.0, tail_s=3.0), SR, subtype="PCM_16")
+        utts.append(Utterance(f"s0-u{i}", "s0", str(path), text))
+    data = write_data_dir(tmp_path / "data", utts)
+    run_asr(["decode", "--checkpoint", tmp_path / "cmn.pt", data, "--out", tmp_path / "dec"])
+    decoded = read_kaldi_text(tmp_path / "dec" / "hyp.txt")
+    proc = run_asr(["transcribe", "--checkpoint", tmp_path / "cmn.pt",
+                    *(u.audio for u in utts)])
+    transcribed = dict(line.split("\t") for line in proc.stdout.splitlines())
+    assert {u.audio: decoded[u.utt_id] for u in utts} == transcribed
