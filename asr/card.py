@@ -181,6 +181,13 @@ def _value(x, fmt: str = "{}") -> str:
     return "?" if x is None else fmt.format(x)
 
 
+def _duration(hours: float | None) -> str:
+    """'12.34 h', or minutes below an hour."""
+    if hours is None:
+        return "?"
+    return f"{hours:.2f} h" if hours >= 1 else f"{hours * 60:.1f} min"
+
+
 def format_card(card: dict[str, Any], source: str = "") -> str:
     """The card as a readable block of `key: value` lines."""
     model, data, dev = card.get("model", {}), card.get("data") or {}, card.get("dev") or {}
@@ -206,7 +213,7 @@ def format_card(card: dict[str, Any], source: str = "") -> str:
             s = data.get(part)
             if s:
                 add(part, f"{s.get('name')}: {s.get('utterances')} utterances "
-                          f"({s.get('skipped', 0)} skipped), {_value(s.get('hours'), '{:.2f}')} h"
+                          f"({s.get('skipped', 0)} skipped), {_duration(s.get('hours'))}"
                           f" [{s.get('dir')}]")
     else:
         add("data", "not recorded")
@@ -218,7 +225,7 @@ def format_card(card: dict[str, Any], source: str = "") -> str:
     minutes = training.get("train_seconds")
     add("training", f"{_value(training.get('epochs'))} epochs, {_value(training.get('steps'))} "
                     f"steps, {_value(minutes and minutes / 60, '{:.1f}')} min, "
-                    f"{_value(training.get('audio_hours_seen'), '{:.2f}')} audio-h seen; best dev "
+                    f"{_duration(training.get('audio_hours_seen'))} of audio seen; best dev "
                     f"CER {_value(training.get('best_dev_cer'), '{:.2f}')}% at epoch "
                     f"{_value(training.get('best_epoch'))}")
     add("date", _value(created.get("date")))
@@ -289,7 +296,8 @@ def results_lines(card: dict[str, Any]) -> list[str]:
              f"{_value(params and params / 1e6, '{:.2f}')} M parameters, "
              f"{len(card.get('tokens') or [])} tokens"]
     if data:
-        sets = "; ".join(f"{part} `{s['name']}` {s['utterances']} utterances, {s['hours']:.2f} h"
+        sets = "; ".join(f"{part} `{s['name']}` {s['utterances']} utterances, "
+                         f"{_duration(s['hours'])}"
                          for part in ("train", "dev") if (s := data.get(part)))
         lines.append(f"- data: {data.get('corpus', '?')}; {sets}")
     lines.append(f"- trained {_value(training.get('epochs'))} epochs, "
