@@ -1,5 +1,6 @@
 """Training data: utterances from a feature store with their token ids, batches bucketed by length
-under a frame budget (split across distributed ranks), and padding collation.
+under a frame budget (split across distributed ranks, speed perturbation included), and padding
+collation.
 
 Utterances that cannot be trained on are dropped when the data is loaded, each with a reason that
 is counted: missing features, an empty transcript after the vocabulary, or too few output frames
@@ -29,7 +30,8 @@ class DataConfig:
     max_utts: int = 128  # utterances per batch and process, at most
     sortagrad: bool = False  # first epoch in ascending length order
     length_jitter: float = 0.1  # relative noise on lengths before bucketing, new each epoch
-    speed_perturb: tuple[float, ...] = ()  # time-stretch factors, one drawn per utterance
+    speed_perturb: tuple[float, ...] = ()  # time-stretch factors, one drawn per utterance and
+    # epoch before batching, so batches are packed by the stretched lengths
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,9 @@ class Item:
 
 
 class CTCDataset(torch.utils.data.Dataset):
-    """(utt_id, feats [T, F], targets [U]) for each usable utterance of a data dir.
+    """(utt_id, feats [T, F], targets [U]) for each usable utterance of a data dir; indexed by
+    position, or by (position, speed factor) as BucketBatchSampler hands them out, which gives
+    the features time-stretched by that factor.
 
     `out_lengths` maps input frame counts to model output frame counts. `speed_factors` are the
     speed-perturbation factors training may apply: at the fastest (fewest frames) an utterance
@@ -85,10 +89,12 @@ class CTCDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, key: int | tuple[int, float]):
+        index, factor = key if isinstance(key, tuple) else (key, 1.0)
         item = self.items[index]
         feats = torch.from_numpy(np.array(self.store[item.utt_id], dtype=np.float32))
-        return item.utt_id, feats, torch.tensor(item.targets, dtype=torch.long)
+        targets = torch.tensor(item.targets, dtype=torch.long)
+        return item.utt_id, stretch_time(feats, factor), targets
 
     @property
     def lengths(self) -> list[int]:
@@ -104,7 +110,12 @@ class BucketBatchSampler(torch.utils.data.Sampler):
     """Batches of utterances of similar length, each holding at most `max_frames` padded frames
     per process. A global batch is formed for all `world_size` processes together and split
     between them, so every rank sees the same number of batches. Order depends only on
-    (seed, epoch); `start_batch` resumes in the middle of an epoch."""
+    (seed, epoch); `start_batch` resumes in the middle of an epoch.
+
+    With `speed_factors`, from epoch `speed_from_epoch` on, each utterance is given a factor
+    (drawn from (seed, epoch) too) before batching, and batches are packed by the lengths the
+    utterances will have once stretched: the budget holds for what the model sees. Each rank's
+    share is yielded as [(index, speed factor)], the keys of CTCDataset."""
 
     def __init__(
         self,
@@ -114,8 +125,12 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         shuffle: bool = True,
         world_size: int = 1,
         rank: int = 0,
+        speed_factors: tuple[float, ...] = (),
+        speed_from_epoch: int = 0,
     ):
         self.lengths = lengths
+        self.speed_factors = tuple(speed_factors)
+        self.speed_from_epoch = speed_from_epoch
         self.cfg = cfg
         self.seed = seed
         self.shuffle = shuffle
@@ -128,26 +143,37 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         self.epoch = epoch
         self.start_batch = start_batch
 
+    def speed_factors_of(self, epoch: int) -> list[float]:
+        """The time-stretch factor of each utterance in `epoch` (1.0 for all without speed
+        perturbation, or before `speed_from_epoch`): a function of (seed, epoch), the same on
+        every rank and after a resume."""
+        if not self.speed_factors or epoch < self.speed_from_epoch:
+            return [1.0] * len(self.lengths)
+        rng = random.Random(f"speed {self.seed} {epoch}")
+        return [rng.choice(self.speed_factors) for _ in self.lengths]
+
     def global_batches(self, epoch: int | None = None) -> list[list[int]]:
         """The batches of `epoch` (default: the current one). Their number changes a little from
-        epoch to epoch, as the length jitter regroups utterances."""
+        epoch to epoch, as the length jitter and the speed factors regroup utterances."""
         epoch = self.epoch if epoch is None else epoch
+        factors = self.speed_factors_of(epoch)
+        lengths = [stretched_length(n, f) for n, f in zip(self.lengths, factors)]
         rng = random.Random(self.seed * 100003 + epoch)
         ascending = self.cfg.sortagrad and epoch == 0
         jitter = self.cfg.length_jitter if self.shuffle and not ascending else 0.0
-        keys = [n * (1 + rng.uniform(-jitter, jitter)) for n in self.lengths]
-        order = sorted(range(len(self.lengths)), key=lambda i: (keys[i], i))
+        keys = [n * (1 + rng.uniform(-jitter, jitter)) for n in lengths]
+        order = sorted(range(len(lengths)), key=lambda i: (keys[i], i))
         batches: list[list[int]] = []
         batch: list[int] = []
         longest = 0
         for i in order:
-            longest_if_added = max(longest, self.lengths[i])
+            longest_if_added = max(longest, lengths[i])
             per_rank = -(-(len(batch) + 1) // self.world_size)  # the biggest rank's share
             too_big = (longest_if_added * per_rank > self.cfg.max_frames
                        or per_rank > self.cfg.max_utts)
             if batch and too_big and len(batch) >= self.world_size:
                 batches.append(batch)
-                batch, longest_if_added = [], self.lengths[i]
+                batch, longest_if_added = [], lengths[i]
             batch.append(i)
             longest = longest_if_added
         if batch:
@@ -158,33 +184,36 @@ class BucketBatchSampler(torch.utils.data.Sampler):
             rng.shuffle(batches)
         return batches
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[tuple[int, float]]]:
+        factors = self.speed_factors_of(self.epoch)
         for batch in self.global_batches()[self.start_batch:]:
-            yield batch[self.rank :: self.world_size]
+            yield [(i, factors[i]) for i in batch[self.rank :: self.world_size]]
 
     def __len__(self) -> int:
         return len(self.global_batches()) - self.start_batch
 
 
+def stretched_length(num_frames: int, factor: float) -> int:
+    """Frames of an utterance of `num_frames` frames after `stretch_time` by `factor`."""
+    return num_frames if factor == 1.0 else max(1, round(num_frames / factor))
+
+
 def stretch_time(feats: torch.Tensor, factor: float) -> torch.Tensor:
-    """Speed perturbation in the feature domain: feats [T, F] -> [round(T / factor), F] by linear
-    interpolation along time. (Waveform speed perturbation also shifts pitch; this does not.)"""
+    """Speed perturbation in the feature domain: feats [T, F] -> [stretched_length(T, factor), F]
+    by linear interpolation along time. (Waveform speed perturbation also shifts pitch; this does
+    not.)"""
     if factor == 1.0:
         return feats
-    new_len = max(1, round(feats.size(0) / factor))
+    new_len = stretched_length(feats.size(0), factor)
     x = feats.T.unsqueeze(0)  # (T, F) -> (1, F, T)
     x = torch.nn.functional.interpolate(x, size=new_len, mode="linear", align_corners=True)
     return x.squeeze(0).T  # (1, F, T') -> (T', F)
 
 
-def collate(samples, speed_factors: tuple[float, ...] = ()):
+def collate(samples):
     """[(utt_id, feats [T, F], targets [U])] -> dict of utt_ids, feats [B, T, F], feat_lens [B],
-    targets [B, U], target_lens [B]. With `speed_factors`, each utterance is time-stretched by a
-    factor drawn with the global torch RNG (restored on resume)."""
+    targets [B, U], target_lens [B]."""
     utt_ids, feats, targets = zip(*samples)
-    if speed_factors:
-        picks = torch.randint(0, len(speed_factors), (len(feats),)).tolist()
-        feats = [stretch_time(f, speed_factors[k]) for f, k in zip(feats, picks)]
     feat_lens = torch.tensor([f.size(0) for f in feats])
     target_lens = torch.tensor([t.size(0) for t in targets])
     return {
@@ -196,11 +225,11 @@ def collate(samples, speed_factors: tuple[float, ...] = ()):
     }
 
 
-def make_loader(dataset: CTCDataset, sampler: BucketBatchSampler, speed_factors=()):
+def make_loader(dataset: CTCDataset, sampler: BucketBatchSampler):
     return torch.utils.data.DataLoader(
         dataset,
         batch_sampler=sampler,
-        collate_fn=lambda s: collate(s, speed_factors),
+        collate_fn=collate,
         num_workers=0,  # reading memory-mapped features is cheap; keep the cores for compute
         # its own generator: creating an iterator would otherwise draw from the global RNG,
         # and a run resumed mid-epoch would then see different random numbers

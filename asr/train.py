@@ -14,6 +14,7 @@ import dataclasses
 import json
 import math
 import os
+import random
 import sys
 import time
 from dataclasses import dataclass, field
@@ -32,7 +33,14 @@ from asr.checkpoint import (
     remove_partial_checkpoints,
     save_checkpoint,
 )
-from asr.config import apply_overrides, from_dict, load_config, save_config, to_dict
+from asr.config import (
+    ConfigError,
+    apply_overrides,
+    from_dict,
+    load_config,
+    save_config,
+    to_dict,
+)
 from asr.data import BucketBatchSampler, CTCDataset, DataConfig, describe_skipped, make_loader
 from asr.datadir import read_data_dir, write_text_atomic
 from asr.decoding import GreedyDecoder
@@ -69,6 +77,8 @@ class TrainConfig:
     save_every_steps: int = 100  # mid-epoch checkpoint for --resume (0: at epoch ends only)
     num_threads: int = 0  # torch CPU threads (0: torch's default)
     dev_max_utts: int = 0  # evaluate on the first N dev utterances only (0: all)
+    max_bad_steps: int = 20  # batches with a non-finite loss (an fp16 overflow, a broken
+    # utterance) skipped in a row before the run stops (0: stop at the first)
 
 
 @dataclass
@@ -83,6 +93,8 @@ class TrainState:
     epochs_without_improvement: int = 0
     train_seconds: float = 0.0  # wall time spent in training steps, over all runs
     audio_seconds: float = 0.0  # audio trained on, over all runs
+    skipped_steps: int = 0  # batches skipped for a non-finite loss, over all runs
+    bad_steps_in_a_row: int = 0  # of those, how many came last
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,6 +107,7 @@ class Runtime:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    backend: str | None = None  # the process group's ("nccl", "gloo"); None outside torchrun
 
     @property
     def is_main(self) -> bool:
@@ -102,12 +115,14 @@ class Runtime:
 
     @property
     def distributed(self) -> bool:
-        return self.world_size > 1
+        return self.backend is not None
 
 
 def setup_runtime(device_arg: str) -> Runtime:
-    """Pick the device; under torchrun (WORLD_SIZE > 1) join the process group: NCCL on GPUs,
-    gloo on the CPU, one GPU per local rank."""
+    """Pick the device; under torchrun join the process group, even with one process (so that
+    one GPU runs every collective that several do): NCCL on GPUs, gloo on the CPU, one GPU per
+    local rank."""
+    launched = "WORLD_SIZE" in os.environ  # set by torchrun
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
@@ -119,13 +134,31 @@ def setup_runtime(device_arg: str) -> Runtime:
     if device.type == "cuda":
         device = torch.device("cuda", local_rank if world_size > 1 else (device.index or 0))
         torch.cuda.set_device(device)
-    if world_size > 1:
+    backend = None
+    if launched:
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             dist.init_process_group(backend, device_id=device)
         else:
             dist.init_process_group(backend)
-    return Runtime(device, rank, world_size, local_rank)
+    return Runtime(device, rank, world_size, local_rank, backend)
+
+
+def any_rank(flag: bool, rt: Runtime) -> bool:
+    """Whether `flag` holds on any rank; every rank gets the same answer. The tensor lives on
+    the runtime's device: NCCL takes CUDA tensors only."""
+    if not rt.distributed:
+        return flag
+    votes = torch.tensor(int(flag), device=rt.device)
+    dist.all_reduce(votes, op=dist.ReduceOp.MAX)
+    return bool(votes)
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of the global torch RNG at training step `step` on `rank` (SpecAugment masks,
+    dropout): each rank draws its own, and a resumed run, on however many ranks, draws what the
+    uninterrupted one did, with no RNG state to carry over."""
+    return random.Random(f"step {seed} {rank} {step}").getrandbits(63)
 
 
 def with_num_features(cfg: TrainConfig, num_features: int) -> TrainConfig:
@@ -145,6 +178,41 @@ def lr_lambda(cfg: OptimConfig, total_steps: int):
         return cfg.final_lr_ratio + (1 - cfg.final_lr_ratio) * cosine
 
     return factor
+
+
+def config_changes(old: dict, new: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    """[(dotted key, old value, new value)] where two configs (as `to_dict` gives them) differ."""
+    changes = []
+    for key, a in old.items():
+        b = new[key]
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += config_changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changes.append((f"{prefix}{key}", a, b))
+    return changes
+
+
+def resume_config(stored: dict, args, where: str) -> TrainConfig:
+    """The config of a resumed run: the one `where` (last.pt) was trained with, --set applied.
+    A --config that says otherwise is refused, listing what differs, unless
+    --accept-config-changes, when its values are taken."""
+    resumed = from_dict(TrainConfig, apply_overrides(stored, args.set or []), where)
+    if args.config is None:
+        return resumed
+    requested = with_num_features(load_config(TrainConfig, args.config, args.set or []),
+                                  resumed.model.num_features)
+    changes = config_changes(to_dict(resumed), to_dict(requested))
+    if not changes:
+        return resumed
+    listing = "".join(f"\n  {key}: {json.dumps(a)} -> {json.dumps(b)}" for key, a, b in changes)
+    if not args.accept_config_changes:
+        raise ConfigError(
+            f"--resume: {args.config} differs from the config {where} was trained with:{listing}"
+            f"\nadd --accept-config-changes to train on with the values of {args.config}, give "
+            f"them with --set, or undo the edit")
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"--resume: training on with the values of {args.config}:{listing}")
+    return requested
 
 
 # ---------------------------------------------------------------------------------------------
@@ -220,9 +288,7 @@ def checkpoint_dict(model, cfg, tokens, feature_config, optimizer, scheduler, sc
     """Everything a checkpoint holds; `text_norm` is how the training transcripts were
     normalised (None: not known), which decoding applies to references and LM words."""
     module = model.module if hasattr(model, "module") else model
-    rng = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
+    # no RNG state: each step's randomness comes from step_seed
     return {
         "model": module.state_dict(),
         "model_config": to_dict(module.cfg),
@@ -235,7 +301,6 @@ def checkpoint_dict(model, cfg, tokens, feature_config, optimizer, scheduler, sc
         "scheduler": scheduler.state_dict(),
         "scaler": scaler.state_dict(),
         "train_state": dataclasses.asdict(state),
-        "rng": rng,
     }
 
 
@@ -337,8 +402,7 @@ def train(args) -> int:
         elif rt.is_main:
             print(f"--resume: {last} does not exist yet, starting afresh")
     if resume_ckpt is not None:  # the run's own config; --set may change it (say, more epochs)
-        cfg = from_dict(TrainConfig, apply_overrides(resume_ckpt["train_config"], args.set or []),
-                        f"{exp}/last.pt")
+        cfg = resume_config(resume_ckpt["train_config"], args, f"{exp}/last.pt")
     else:
         cfg = load_config(TrainConfig, args.config, args.set or [])
     if cfg.num_threads:
@@ -374,7 +438,8 @@ def train(args) -> int:
             raise SystemExit(f"asr train: no usable {name} utterances in {data_dir} "
                              f"({describe_skipped(dataset)})")
     train_sampler = BucketBatchSampler(
-        train_set.lengths, cfg.data, cfg.seed, True, rt.world_size, rt.rank
+        train_set.lengths, cfg.data, cfg.seed, True, rt.world_size, rt.rank,
+        cfg.data.speed_perturb, cfg.augment_from_epoch,
     )
     dev_sampler = BucketBatchSampler(dev_set.lengths, cfg.data, 0, False)
     dev_loader = make_loader(dev_set, dev_sampler)
@@ -399,9 +464,6 @@ def train(args) -> int:
         scheduler.load_state_dict(resume_ckpt["scheduler"])
         scaler.load_state_dict(resume_ckpt["scaler"])
         state = TrainState(**resume_ckpt["train_state"])
-        torch.set_rng_state(resume_ckpt["rng"]["torch"])
-        if "cuda" in resume_ckpt["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(resume_ckpt["rng"]["cuda"])
         if rt.is_main:
             print(f"resumed from {exp / 'last.pt'}: epoch {state.epoch + 1}, "
                   f"batch {state.batch_in_epoch}, step {state.step}")
@@ -411,7 +473,8 @@ def train(args) -> int:
         exp.mkdir(parents=True, exist_ok=True)
         save_config(cfg, exp / "config.yaml")
         vocab.save(exp / "tokens.txt")
-        print(f"device {rt.device} (x{rt.world_size}), amp {amp}; "
+        group = f", process group {rt.backend}" if rt.distributed else ""
+        print(f"device {rt.device} (x{rt.world_size}{group}), amp {amp}; "
               f"model {count_parameters(model) / 1e6:.2f}M parameters")
         print(f"train: {len(train_set)} utterances, {train_set.audio_seconds / 3600:.2f} h "
               f"({describe_skipped(train_set)}); {total_steps} steps in {cfg.epochs} epochs")
@@ -439,10 +502,9 @@ def train(args) -> int:
         train_sampler.set_epoch(epoch, start_batch=state.batch_in_epoch)
         augment = epoch >= cfg.augment_from_epoch
         (model.module if rt.distributed else model).augment = augment
-        train_loader = make_loader(train_set, train_sampler,
-                                   cfg.data.speed_perturb if augment else ())
+        train_loader = make_loader(train_set, train_sampler)  # speed factors: the sampler's
         epoch_start = time.time()
-        epoch_loss, epoch_tokens, epoch_audio = 0.0, 0, 0.0
+        epoch_loss, epoch_tokens, epoch_audio, epoch_skipped = 0.0, 0, 0.0, 0
         bar = tqdm(
             train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not rt.is_main,
             initial=state.batch_in_epoch, total=steps_per_epoch[epoch], dynamic_ncols=True,
@@ -450,33 +512,45 @@ def train(args) -> int:
         )
         for batch in bar:
             t0 = time.time()
+            torch.manual_seed(step_seed(cfg.seed, rt.rank, state.step))
             loss_sum, n_tokens = ctc_loss_sum(model, batch, rt.device, amp)
             loss_value = float(loss_sum.detach())
-            if not math.isfinite(loss_value):  # stop before the weights see it
-                raise SystemExit(f"asr train: non-finite loss at step {state.step} on "
-                                 f"utterances {batch['utt_ids']}; weights not updated, "
-                                 f"{exp / 'last.pt'} holds the last checkpoint")
-            # normalise by the global token count so DDP's gradient mean equals the
-            # single-process gradient over the same global batch
-            norm = torch.tensor(float(n_tokens), device=rt.device)
-            if rt.distributed:
-                dist.all_reduce(norm)
-            loss = loss_sum * rt.world_size / norm
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
+            if not math.isfinite(loss_value):
+                print(f"step {state.step}: non-finite loss on utterances {batch['utt_ids']}",
+                      flush=True)
+            # every rank skips the batch, or DDP's gradient all-reduce would wait forever
+            if any_rank(not math.isfinite(loss_value), rt):
+                state.skipped_steps += 1
+                state.bad_steps_in_a_row += 1
+                epoch_skipped += 1
+                if state.bad_steps_in_a_row > cfg.max_bad_steps:
+                    raise SystemExit(
+                        f"asr train: non-finite loss in {state.bad_steps_in_a_row} batches in "
+                        f"a row (max_bad_steps {cfg.max_bad_steps}) at step {state.step}; "
+                        f"{exp / 'last.pt'} holds the last checkpoint")
+            else:
+                state.bad_steps_in_a_row = 0
+                # normalise by the global token count so DDP's gradient mean equals the
+                # single-process gradient over the same global batch
+                norm = torch.tensor(float(n_tokens), device=rt.device)
+                if rt.distributed:
+                    dist.all_reduce(norm)
+                loss = loss_sum * rt.world_size / norm
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                epoch_loss += loss_value
+                epoch_tokens += n_tokens
+            scheduler.step()  # a skipped batch still counts: the schedule ends at the last one
             state.step += 1
             state.batch_in_epoch += 1
             audio = float(batch["feat_lens"].sum()) * train_store.config.frame_shift_ms / 1000
             state.train_seconds += time.time() - t0
             state.audio_seconds += audio * rt.world_size
             epoch_audio += audio * rt.world_size
-            epoch_loss += loss_value
-            epoch_tokens += n_tokens
             bar.set_postfix(loss=f"{loss_value / max(1, n_tokens):.3f}",
                             lr=f"{scheduler.get_last_lr()[0]:.2e}")
             if cfg.save_every_steps and state.step % cfg.save_every_steps == 0:
@@ -506,7 +580,9 @@ def train(args) -> int:
                          "dev/cer": dev["cer"], "dev/wer": dev["wer"], "lr": row["lr"]}, state.step)
             print(f"epoch {epoch + 1}: train loss {row['train_loss']:.3f}, dev loss "
                   f"{dev['loss']:.3f}, dev CER {dev['cer']:.2f}%, WER {dev['wer']:.2f}%, "
-                  f"{epoch_seconds:.0f} s, {row['audio_hours_per_hour']:.1f} audio-h/h", flush=True)
+                  f"{epoch_seconds:.0f} s, {row['audio_hours_per_hour']:.1f} audio-h/h"
+                  + (f"; skipped {epoch_skipped} batch{'es' if epoch_skipped > 1 else ''} with "
+                     f"a non-finite loss" if epoch_skipped else ""), flush=True)
             improved = dev["cer"] < state.best_cer
             if improved:
                 state.best_cer, state.best_epoch = dev["cer"], epoch
@@ -522,14 +598,9 @@ def train(args) -> int:
             stale = exp / f"epoch-{epoch + 1 - keep}.pt"
             if epoch + 1 - keep >= 1 and stale.exists():
                 stale.unlink()
-        stop = torch.tensor(
-            int(cfg.patience > 0 and state.epochs_without_improvement >= cfg.patience)
-        )
-        if rt.distributed:
-            dist.broadcast(stop, src=0)
-            state_sync = torch.tensor([state.epochs_without_improvement])
-            dist.broadcast(state_sync, src=0)
-        if int(stop):
+        # rank 0 decides (only it evaluates); the others learn it here
+        patience_out = cfg.patience > 0 and state.epochs_without_improvement >= cfg.patience
+        if any_rank(rt.is_main and patience_out, rt):
             if rt.is_main:
                 print(f"early stop: no better dev CER for {cfg.patience} epochs")
                 plot_curves(exp / "metrics.csv", exp / "curves.png")
@@ -592,8 +663,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override a config value, e.g. --set optim.lr=1e-3 (repeatable)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--resume", action="store_true",
-                        help="continue from OUT/last.pt (model, optimizer, position, RNG) with "
-                             "the config it holds (--config is not read; --set still applies)")
+                        help="continue from OUT/last.pt (model, optimizer, position) with the "
+                             "config it holds, --set applied; a --config that differs from it is "
+                             "refused (exit 2) with what differs. Without OUT/last.pt: a new run")
+    parser.add_argument("--accept-config-changes", action="store_true",
+                        help="with --resume: train on with the values of --config where they "
+                             "differ from OUT/last.pt's (the model's shape cannot change)")
 
 
 def run(args) -> int:

@@ -48,7 +48,7 @@ def measure(cfg, dataset, sampler, vocab_size, num_features, seconds, warmup, fr
     audio, frames_padded, frames_real, steps = 0.0, 0, 0, 0
     start = None
     while True:
-        for batch in make_loader(dataset, sampler, cfg.data.speed_perturb):
+        for batch in make_loader(dataset, sampler):  # speed factors: the sampler's
             loss_sum, n_tokens = ctc_loss_sum(model, batch, torch.device("cpu"), False)
             optimizer.zero_grad()
             (loss_sum / n_tokens).backward()
@@ -85,7 +85,8 @@ def main() -> None:
     dataset = CTCDataset(args.feats, args.train, vocab)
     shift = dataset.store.config.frame_shift_ms / 1000
     nf = dataset.store.config.num_features
-    bucketed = BucketBatchSampler(dataset.lengths, cfg.data, seed=0)
+    bucketed = BucketBatchSampler(dataset.lengths, cfg.data, seed=0,
+                                  speed_factors=cfg.data.speed_perturb)
     mean_batch = round(len(dataset) / len(bucketed))
     results = {
         "bucketed": measure(cfg, dataset, bucketed, len(vocab), nf, args.seconds, args.warmup,

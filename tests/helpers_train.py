@@ -97,3 +97,27 @@ def tiny_train_args(root: Path, out: Path, *overrides: str) -> list[str]:
     for o in base + list(overrides):
         args += ["--set", o]
     return args
+
+
+def torchrun(nproc: int) -> list[str]:
+    """The command prefix that starts `asr` under torchrun with `nproc` processes."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+            f"--nproc_per_node={nproc}", "-m", "asr.cli"]
+
+
+def with_feats_root(args: list, feats_root: Path) -> list:
+    """Training args (tiny_train_args) reading their features from `feats_root` instead."""
+    args = list(args)
+    args[args.index("--feats-root") + 1] = feats_root
+    return args
+
+
+def poison_features(feats_dir: Path, utt_ids: list[str]) -> None:
+    """Overwrite the stored frames of `utt_ids` with NaN, in place (a broken utterance, or what an
+    fp16 overflow makes of a batch)."""
+    for line in (feats_dir / "index.tsv").read_text().splitlines():
+        utt_id, shard, offset, num_frames = line.split("\t")
+        if utt_id in utt_ids:
+            frames = np.load(feats_dir / f"shard-{int(shard):05d}.npy", mmap_mode="r+")
+            frames[int(offset) : int(offset) + int(num_frames)] = np.nan
+            frames.flush()

@@ -1,17 +1,25 @@
-"""End-to-end training on the synthetic tone language: overfitting, exact resume after SIGKILL,
-and DDP over two gloo processes matching one process."""
+"""End-to-end training on the synthetic tone language: overfitting, exact resume after SIGKILL
+(one process and two), DDP over two gloo processes matching one process, torchrun on NCCL, a
+resume with an edited config, and batches with a non-finite loss."""
 
 import csv
 import os
-import sys
+import shutil
 
 import pytest
 import torch
-from helpers_train import run_asr, tiny_train_args
+from helpers_train import (
+    poison_features,
+    run_asr,
+    tiny_train_args,
+    torchrun,
+    with_feats_root,
+)
 
 from asr.checkpoint import load_checkpoint
+from asr.model import CTCModel
 from asr.scoring import read_kaldi_text
-from asr.train import OptimConfig, lr_lambda
+from asr.train import ModelConfig_from, OptimConfig, lr_lambda
 
 
 @pytest.fixture(scope="module")
@@ -97,21 +105,128 @@ def test_kill_while_writing_a_checkpoint_keeps_the_previous_one(corpus, tmp_path
     assert not list(out.glob("*.tmp"))
 
 
+def gradients(path) -> dict[str, torch.Tensor]:
+    """The (clipped) gradient of the first AdamW step, by parameter name: after one step the
+    first moment holds (1 - beta1) * gradient."""
+    ckpt = load_checkpoint(path)
+    beta1 = ckpt["train_config"]["optim"]["betas"][0]
+    model = CTCModel(ModelConfig_from(ckpt), ckpt["vocab_size"])
+    names = [name for name, _ in model.named_parameters()]
+    state = ckpt["optimizer"]["state"]
+    return {name: state[i]["exp_avg"] / (1 - beta1) for i, name in enumerate(names)}
+
+
 def test_two_gloo_processes_match_one_process(corpus, tmp_path):
-    # one global batch holding every training utterance, no randomness: one optimiser step
+    # One global batch holding every training utterance, no randomness: one optimiser step.
+    # What DDP is responsible for is the averaged gradient, so that is what is compared: the
+    # weights after one AdamW step are not, as AdamW moves each weight by about +-lr whatever
+    # the size of its gradient, and float noise flips the sign of the tiny ones.
     common = ("epochs=1", "save_every_steps=0", "data.max_frames=100000", "data.max_utts=100",
               "data.length_jitter=0.0")
     single = tmp_path / "single"
     run_asr(tiny_train_args(corpus, single, *common))
     ddp = tmp_path / "ddp"
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                "--nproc_per_node=2", "-m", "asr.cli"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     # both ranks get half of the global batch
     run_asr(tiny_train_args(corpus, ddp, *common, "data.max_frames=50000", "data.max_utts=50"),
-            env=env, prefix=torchrun)
-    a, b = final_weights(single / "last.pt"), final_weights(ddp / "last.pt")
+            env=env, prefix=torchrun(2))
     assert load_checkpoint(single / "last.pt")["train_state"]["step"] == 1
     assert load_checkpoint(ddp / "last.pt")["train_state"]["step"] == 1
+    a, b = gradients(single / "last.pt"), gradients(ddp / "last.pt")
+    scale = max(float(g.abs().max()) for g in a.values())
     for k in a:
-        torch.testing.assert_close(a[k], b[k], rtol=1e-4, atol=1e-5, msg=k)
+        assert a[k].abs().max() > 0, k  # every parameter took part
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-6 * scale, msg=k)
+
+
+@pytest.mark.parametrize("backend", ["gloo", "nccl"])
+def test_torchrun_one_process_trains_through_epoch_ends(backend, corpus, tmp_path):
+    # Under torchrun the process group is used even with one process, so one GPU runs every
+    # collective that four do; NCCL takes tensors on the GPU only.
+    if backend == "nccl" and not torch.cuda.is_available():
+        pytest.skip("NCCL needs a CUDA device; none here")
+    device = "cuda" if backend == "nccl" else "cpu"
+    out = tmp_path / "exp"
+    proc = run_asr(tiny_train_args(corpus, out, "epochs=2", "patience=1", "save_every_steps=2")
+                   + ["--device", device], prefix=torchrun(1))
+    assert f"process group {backend}" in proc.stdout, proc.stdout
+    assert (out / "done.json").exists()
+
+
+def test_two_gloo_processes_resume_exactly(corpus, tmp_path):
+    # Each rank draws its own SpecAugment masks, dropout and speed factors; a resumed run must
+    # draw on each rank what that rank would have drawn.
+    common = ("epochs=2", "save_every_steps=2", "data.max_utts=2", "model.dropout=0.2",
+              "model.spec_augment={freq_masks: 1, freq_width: 4, time_masks: 1, time_width: 0.1}",
+              "data.speed_perturb=[0.9, 1.0, 1.1]")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    straight = tmp_path / "straight"
+    run_asr(tiny_train_args(corpus, straight, *common), env=env, prefix=torchrun(2))
+    crashed = tmp_path / "crashed"
+    proc = run_asr(tiny_train_args(corpus, crashed, *common), prefix=torchrun(2), check=False,
+                   env=dict(env, ASR_FAULT="train_step:3"))
+    assert proc.returncode != 0
+    assert load_checkpoint(crashed / "last.pt")["train_state"]["step"] == 2
+    run_asr(tiny_train_args(corpus, crashed, *common) + ["--resume"], env=env,
+            prefix=torchrun(2))
+    a, b = final_weights(straight / "last.pt"), final_weights(crashed / "last.pt")
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_resume_refuses_an_edited_config_unless_told(corpus, tmp_path):
+    out = tmp_path / "exp"
+    config = tmp_path / "train.yaml"
+    config.write_text("epochs: 1\npatience: 0\n")
+    args = tiny_train_args(corpus, out, "save_every_steps=0") + ["--config", config, "--resume"]
+    run_asr(args)  # no last.pt yet: starts afresh
+    proc = run_asr(args)  # the same config: resumes without a word about it
+    assert "differ" not in proc.stdout + proc.stderr
+    config.write_text("epochs: 2\npatience: 3\n")  # edited
+    proc = run_asr(args, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "epochs: 1 -> 2" in proc.stderr and "patience: 0 -> 3" in proc.stderr, proc.stderr
+    assert load_checkpoint(out / "last.pt")["train_state"]["epoch"] == 1  # nothing trained
+    # the same values given with --set: what the user asks for is what the run holds
+    proc = run_asr(args + ["--set", "epochs=2", "--set", "patience=3"], check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert load_checkpoint(out / "last.pt")["train_state"]["epoch"] == 2
+    config.write_text("epochs: 3\npatience: 3\n")
+    proc = run_asr(args + ["--accept-config-changes"])
+    assert "epochs: 2 -> 3" in proc.stdout
+    assert load_checkpoint(out / "last.pt")["train_state"]["epoch"] == 3
+
+
+def copy_features(corpus, tmp_path):
+    """A copy of the corpus' feature dirs, to be damaged."""
+    root = tmp_path / "feats"
+    shutil.copytree(corpus / "feats", root)
+    return root
+
+
+def test_non_finite_loss_skips_the_batch_on_every_rank(corpus, tmp_path):
+    # One utterance with NaN frames: its batch is skipped (by both ranks, or DDP would hang in
+    # the gradient all-reduce), the run goes on.
+    feats = copy_features(corpus, tmp_path)
+    bad = sorted(read_kaldi_text(corpus / "data" / "train" / "text"))[0]
+    poison_features(feats / "train", [bad])
+    out = tmp_path / "exp"
+    args = tiny_train_args(corpus, out, "epochs=2", "max_bad_steps=2", "save_every_steps=0",
+                           "data.max_utts=2")
+    proc = run_asr(with_feats_root(args, feats), prefix=torchrun(2),
+                   env=dict(os.environ, OMP_NUM_THREADS="1"), check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "skipped 1 batch" in proc.stdout, proc.stdout
+    ckpt = load_checkpoint(out / "last.pt")
+    assert ckpt["train_state"]["skipped_steps"] == 2  # one per epoch
+    assert all(torch.isfinite(w).all() for w in ckpt["model"].values())
+
+
+def test_non_finite_losses_in_a_row_end_the_run(corpus, tmp_path):
+    feats = copy_features(corpus, tmp_path)
+    poison_features(feats / "train", list(read_kaldi_text(corpus / "data" / "train" / "text")))
+    out = tmp_path / "exp"
+    args = tiny_train_args(corpus, out, "epochs=2", "max_bad_steps=2", "save_every_steps=0")
+    proc = run_asr(with_feats_root(args, feats), check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "non-finite loss in 3 batches in a row" in proc.stderr, proc.stderr
