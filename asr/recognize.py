@@ -188,8 +188,10 @@ def read_references(recognizer: Recognizer, data_dir: str | Path) -> tuple[list[
 
 
 def skip(failed: dict[str, str], utt_id: str, reason: str) -> None:
+    """Record and report an utterance that cannot be used (on a line of its own, above the
+    progress bar)."""
     failed[utt_id] = reason
-    print(f"skipping {utt_id}: {reason}", file=sys.stderr)
+    tqdm.write(f"skipping {utt_id}: {reason}", file=sys.stderr)
 
 
 def length_sorted_batches(utts: list[Utterance], sample_rate: int,
@@ -435,5 +437,9 @@ def run_tune_lm(args) -> int:
         mark = "  <- best" if g is best else ""
         print(f"{g['alpha']:5.2f} {g['beta']:5.2f} {g['wer']:7.2f} {g['cer']:7.2f}{mark}")
     if args.out:
-        Path(args.out).write_text(json.dumps({"best": best, "grid": grid}, indent=2))
+        Path(args.out).write_text(json.dumps({"best": best, "grid": grid, "failed":
+                                              acoustic.failed}, indent=2))
+    if acoustic.failed:
+        print(f"asr tune-lm: {len(acoustic.failed)} utterance(s) skipped (listed above); they "
+              "count as deletions at every point of the grid", file=sys.stderr)
     return 0
