@@ -32,6 +32,7 @@ from asr.transcript import (
     find_chunks,
     format_transcript,
     make_transcript,
+    output_names,
     segment_of,
     words_from_alignment,
 )
@@ -210,8 +211,13 @@ def run(args) -> int:
         print(f"asr transcribe: {e}", file=sys.stderr)
         return 2
     out_dir = Path(args.out) if args.out else None
+    names = output_names(args.files)
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
+        renamed = [f"{f} -> {names[f]}" for f in args.files if names[f] != Path(Path(f).stem)]
+        if renamed:
+            print("asr transcribe: several inputs share a name; their outputs keep their "
+                  "directories: " + ", ".join(renamed), file=sys.stderr)
     failures = 0
     for path in args.files:
         try:
@@ -222,7 +228,9 @@ def run(args) -> int:
             continue
         text = format_transcript(result, args.format, out_dir is not None)
         if out_dir:
-            (out_dir / (Path(path).stem + FORMAT_SUFFIX[args.format])).write_text(text + "\n")
+            target = out_dir / names[path].parent / (names[path].name + FORMAT_SUFFIX[args.format])
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text + "\n")
         else:
             print(text, flush=True)
     if failures:

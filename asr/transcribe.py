@@ -5,16 +5,15 @@ corpus file, so both give the same words. Longer ones are cut at silences into c
 `max_chunk_s`, each decoded alone (memory bounded by the chunk, not the recording), and the
 words stitched back with the chunk's offset. Word times come from a CTC forced alignment of the
 decoded tokens (`torchaudio.functional.forced_align`); a word's confidence is the geometric mean
-of the posteriors of the frames aligned to its characters.
+of the posteriors of the frames aligned to its characters. What needs no torch (cutting, words
+from an alignment, output formats, the command line) is in asr/transcript.py, shared with the
+ONNX Runtime back end (asr/onnx_transcribe.py) that `asr transcribe --checkpoint MODEL.onnx` runs.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,103 +23,21 @@ import torchaudio.functional as AF
 from asr.audio import AudioError, load_audio
 from asr.checkpoint import CheckpointError
 from asr.recognize import Recognizer, check_lm_arguments, make_decoder
-
-MAX_CHUNK_S = 20.0  # longest piece decoded at once
-MIN_SILENCE_S = 0.3  # a pause at least this long is a place to cut
-ENERGY_FRAME_S = 0.02  # frame of the silence detector
-SILENCE_DB = -35.0  # frames this far below the loud frames (95th percentile) count as silence
-CUE_MAX_WORDS = 12  # longest subtitle cue in words,
-CUE_MAX_S = 6.0  # in seconds;
-CUE_MAX_GAP_S = 0.6  # a pause this long between two words starts a new cue
-
-
-@dataclass(frozen=True)
-class Word:
-    word: str
-    start: float  # seconds from the start of the file
-    end: float
-    confidence: float  # 0..1
-
-
-@dataclass(frozen=True)
-class Segment:
-    start: float
-    end: float
-    text: str
-    words: tuple[Word, ...]
-
-
-@dataclass(frozen=True)
-class Transcript:
-    path: str
-    duration: float
-    text: str
-    segments: tuple[Segment, ...]
-
-
-# ---------------------------------------------------------------------------------------------
-# Cutting at silences
-
-
-def frame_energy_db(wave: np.ndarray, sample_rate: int) -> np.ndarray:
-    """wave [N] -> energy per ENERGY_FRAME_S frame in dB [N // frame]."""
-    frame = max(1, int(ENERGY_FRAME_S * sample_rate))
-    n = len(wave) // frame
-    frames = wave[: n * frame].reshape(n, frame)  # (N,) -> (n, frame)
-    return 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
-
-
-def find_chunks(wave: np.ndarray, sample_rate: int, max_chunk_s: float = MAX_CHUNK_S):
-    """Split points for `wave`: a list of (start_sample, end_sample) covering speech, cut in the
-    middle of pauses of at least MIN_SILENCE_S, each at most `max_chunk_s` long (a chunk with no
-    pause in it is cut at its quietest frame). Leading and trailing silence is dropped."""
-    frame = max(1, int(ENERGY_FRAME_S * sample_rate))
-    energy = frame_energy_db(wave, sample_rate)
-    if len(energy) == 0:
-        return [(0, len(wave))] if len(wave) else []
-    loud = np.percentile(energy, 95)
-    speech = energy > max(loud + SILENCE_DB, -100.0)
-    if not speech.any():
-        return []
-    min_pause = int(MIN_SILENCE_S / ENERGY_FRAME_S)
-    # speech regions, merged across pauses shorter than min_pause
-    regions = []
-    idx = np.flatnonzero(speech)
-    start = prev = idx[0]
-    for i in idx[1:]:
-        if i - prev > min_pause:
-            regions.append((start, prev + 1))
-            start = i
-        prev = i
-    regions.append((start, prev + 1))
-    # pad each region into its pauses (half a pause each side, at most 0.2 s)
-    pad = int(0.2 / ENERGY_FRAME_S)
-    chunks = []
-    max_frames = int(max_chunk_s / ENERGY_FRAME_S)
-    for k, (s, e) in enumerate(regions):
-        left = regions[k - 1][1] if k else 0
-        right = regions[k + 1][0] if k + 1 < len(regions) else len(energy)
-        s = max(s - pad, (left + s) // 2)
-        e = min(e + pad, (e + right + 1) // 2)
-        chunks.extend(split_long(s, e, energy, max_frames))
-    # join neighbours while they fit, so short phrases are decoded with their context
-    merged = [chunks[0]]
-    for s, e in chunks[1:]:
-        if e - merged[-1][0] <= max_frames and s - merged[-1][1] <= min_pause:
-            merged[-1] = (merged[-1][0], e)
-        else:
-            merged.append((s, e))
-    return [(s * frame, min(len(wave), e * frame)) for s, e in merged]
-
-
-def split_long(s: int, e: int, energy: np.ndarray, max_frames: int):
-    """Cut [s, e) at its quietest frames until every piece is at most max_frames long."""
-    if e - s <= max_frames:
-        return [(s, e)]
-    lo, hi = s + max_frames // 4, s + max_frames
-    cut = lo + int(np.argmin(energy[lo:hi]))
-    return [(s, cut)] + split_long(cut, e, energy, max_frames)
-
+from asr.transcript import (  # noqa: F401 - also offered here, as they were before
+    CUE_MAX_S,
+    MAX_CHUNK_S,
+    Transcript,
+    Word,
+    add_arguments,
+    find_chunks,
+    make_transcript,
+    output_names,
+    segment_of,
+    subtitle_cues,
+    to_json,
+    to_srt,
+    words_from_alignment,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Words and times from one chunk
@@ -136,37 +53,8 @@ def align_words(log_probs: torch.Tensor, token_ids: list[int], tokens: list[str]
         return []
     targets = torch.tensor([token_ids], dtype=torch.int32)
     labels, scores = AF.forced_align(log_probs[None].float(), targets, blank=0)
-    labels, scores = labels[0], scores[0]
-    # which target position each non-blank frame belongs to: a new position starts whenever the
-    # label changes to a non-blank, or the same label re-appears after a blank
-    positions = torch.full_like(labels, -1)
-    pos, prev = -1, 0
-    for t, lab in enumerate(labels.tolist()):
-        if lab != 0 and (lab != prev or prev == 0):
-            pos += 1
-        if lab != 0:
-            positions[t] = pos
-        prev = lab
-    space = tokens.index("|") if "|" in tokens else -1
-    words, current, frames = [], [], []
-    for k, tok in enumerate(token_ids):
-        if tok == space:
-            if current:
-                words.append((current, frames))
-            current, frames = [], []
-            continue
-        current.append(tokens[tok])
-        frames.extend(torch.nonzero(positions == k).flatten().tolist())
-    if current:
-        words.append((current, frames))
-    out = []
-    for chars, fr in words:
-        if not fr:
-            continue
-        conf = float(scores[fr].mean().exp())
-        out.append(Word("".join(chars), round(offset + fr[0] * seconds_per_frame, 3),
-                        round(offset + (fr[-1] + 1) * seconds_per_frame, 3), round(conf, 3)))
-    return out
+    return words_from_alignment(labels[0].numpy(), scores[0].numpy(), token_ids, tokens,
+                                seconds_per_frame, offset)
 
 
 def transcribe_wave(recognizer: Recognizer, decoder, wave: np.ndarray, path: str = "",
@@ -188,52 +76,12 @@ def transcribe_wave(recognizer: Recognizer, decoder, wave: np.ndarray, path: str
         words = align_words(log_probs[0, : out_lens[0]], list(hyp.tokens), recognizer.tokens,
                             recognizer.seconds_per_output_frame, start / sr)
         if words:
-            segments.append(Segment(words[0].start, words[-1].end,
-                                    " ".join(w.word for w in words), tuple(words)))
-    text = " ".join(s.text for s in segments)
-    return Transcript(path, round(len(wave) / sr, 3), text, tuple(segments))
+            segments.append(segment_of(words))
+    return make_transcript(path, wave, sr, segments)
 
 
 # ---------------------------------------------------------------------------------------------
-# Output formats
-
-
-def srt_time(seconds: float) -> str:
-    ms = int(round(seconds * 1000))
-    h, ms = divmod(ms, 3_600_000)
-    m, ms = divmod(ms, 60_000)
-    s, ms = divmod(ms, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d},{ms:03d}"
-
-
-def subtitle_cues(words: list[Word]) -> list[list[Word]]:
-    """Words -> subtitle cues: a new cue after a pause of CUE_MAX_GAP_S, or when the cue would
-    pass CUE_MAX_WORDS words or CUE_MAX_S seconds."""
-    cues: list[list[Word]] = []
-    for w in words:
-        cue = cues[-1] if cues else None
-        if (cue is None or w.start - cue[-1].end > CUE_MAX_GAP_S or len(cue) >= CUE_MAX_WORDS
-                or w.end - cue[0].start > CUE_MAX_S):
-            cues.append([w])
-        else:
-            cue.append(w)
-    return cues
-
-
-def to_srt(t: Transcript) -> str:
-    """SubRip: one cue per phrase, timed by its first and last word."""
-    words = [w for seg in t.segments for w in seg.words]
-    blocks = []
-    for i, cue in enumerate(subtitle_cues(words), 1):
-        text = " ".join(w.word for w in cue)
-        blocks.append(f"{i}\n{srt_time(cue[0].start)} --> {srt_time(cue[-1].end)}\n{text}\n")
-    return "\n".join(blocks)
-
-
-def to_json(t: Transcript) -> dict:
-    d = asdict(t)
-    d["words"] = [w for seg in d["segments"] for w in seg["words"]]
-    return d
+# Alignment picture
 
 
 def plot_alignment(recognizer: Recognizer, decoder, wave: np.ndarray, png: Path,
@@ -279,42 +127,6 @@ def plot_alignment(recognizer: Recognizer, decoder, wave: np.ndarray, png: Path,
 
 # ---------------------------------------------------------------------------------------------
 # Command line
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE",
-                        help="audio files (any format and rate)")
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--format", choices=["text", "json", "srt"], default="text")
-    parser.add_argument("--out", help="directory for one output file per input (default: stdout)")
-    parser.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
-    parser.add_argument("--beam", type=int, default=16)
-    parser.add_argument("--lm", help="ARPA LM for the beam decoder")
-    parser.add_argument("--alpha", type=float, default=0.5)
-    parser.add_argument("--beta", type=float, default=1.0)
-    parser.add_argument("--max-chunk", type=float, default=MAX_CHUNK_S,
-                        help=f"longest piece decoded at once, seconds (default {MAX_CHUNK_S})")
-    parser.add_argument("--plot", metavar="PNG", help="save a spectrogram with the alignment of "
-                        "the first file (first 20 s)")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-
-
-def output_names(files: list[str]) -> dict[str, Path]:
-    """Where each input's output goes inside --out, without its suffix: its stem, or, for
-    stems that several inputs share (a/x.wav, b/x.wav), its path from the inputs' common
-    directory (a/x, b/x), with the audio suffix kept where even that is shared (x.wav, x.flac)."""
-    resolved = {f: Path(f).resolve() for f in files}
-    common = Path(os.path.commonpath([str(p.parent) for p in resolved.values()])) if files else None
-    names: dict[str, Path] = {}
-    for f, path in resolved.items():
-        same_stem = [p for p in resolved.values() if p.stem == path.stem and p != path]
-        if not same_stem:
-            names[f] = Path(path.stem)
-            continue
-        rel = path.relative_to(common)
-        clash = any(p.relative_to(common).with_suffix("") == rel.with_suffix("") for p in same_stem)
-        names[f] = rel if clash else rel.with_suffix("")
-    return names
 
 
 def run(args) -> int:

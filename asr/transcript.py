@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -221,6 +223,24 @@ def format_transcript(t: Transcript, fmt: str, to_file: bool) -> str:
 
 
 FORMAT_SUFFIX = {"text": ".txt", "json": ".json", "srt": ".srt"}
+
+
+def output_names(files: list[str]) -> dict[str, Path]:
+    """Where each input's output goes inside --out, without its suffix: its stem, or, for
+    stems that several inputs share (a/x.wav, b/x.wav), its path from the inputs' common
+    directory (a/x, b/x), with the audio suffix kept where even that is shared (x.wav, x.flac)."""
+    resolved = {f: Path(f).resolve() for f in files}
+    common = Path(os.path.commonpath([str(p.parent) for p in resolved.values()])) if files else None
+    names: dict[str, Path] = {}
+    for f, path in resolved.items():
+        same_stem = [p for p in resolved.values() if p.stem == path.stem and p != path]
+        if not same_stem:
+            names[f] = Path(path.stem)
+            continue
+        rel = path.relative_to(common)
+        clash = any(p.relative_to(common).with_suffix("") == rel.with_suffix("") for p in same_stem)
+        names[f] = rel if clash else rel.with_suffix("")
+    return names
 
 
 # ---------------------------------------------------------------------------------------------
