@@ -59,13 +59,32 @@ def hardware() -> str:
 
 
 def git_commit(repo: Path = REPO) -> str:
-    """The commit of the code that ran, or "unknown" outside a git checkout."""
+    """The commit of the code that ran (`git rev-parse HEAD`; where git cannot be run, as with
+    an environment without PATH, read from .git itself), or "unknown" outside a checkout."""
     try:
         proc = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True,
                               text=True, timeout=10)
+        if proc.returncode == 0 and proc.stdout.strip():
+            return proc.stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return proc.stdout.strip() if proc.returncode == 0 and proc.stdout.strip() else "unknown"
+        pass
+    return _read_git_head(repo / ".git") or "unknown"
+
+
+def _read_git_head(git_dir: Path) -> str | None:
+    try:
+        head = (git_dir / "HEAD").read_text().strip()
+        if not head.startswith("ref: "):
+            return head or None  # detached
+        ref = head[5:]
+        if (git_dir / ref).is_file():
+            return (git_dir / ref).read_text().strip()
+        for line in (git_dir / "packed-refs").read_text().splitlines():
+            if line.endswith(f" {ref}"):
+                return line.split()[0]
+    except OSError:
+        pass
+    return None
 
 
 def read_prep(data_dir: str | Path) -> dict[str, Any]:
