@@ -200,6 +200,11 @@ def _value(x, fmt: str = "{}") -> str:
     return "?" if x is None else fmt.format(x)
 
 
+def _averaged(dev: dict[str, Any]) -> str:
+    n = dev.get("averaged_epochs")
+    return f", weights averaged over its last {n} epochs" if n else ""
+
+
 def _duration(hours: float | None) -> str:
     """'12.34 h', or minutes below an hour."""
     if hours is None:
@@ -238,7 +243,8 @@ def format_card(card: dict[str, Any], source: str = "") -> str:
         add("data", "not recorded")
     if dev:
         add("dev (greedy)", f"WER {_value(dev.get('wer'), '{:.2f}')}%, "
-                            f"CER {_value(dev.get('cer'), '{:.2f}')}% at epoch {dev.get('epoch')}")
+                            f"CER {_value(dev.get('cer'), '{:.2f}')}% at epoch {dev.get('epoch')}"
+                            + _averaged(dev))
     else:
         add("dev (greedy)", "not recorded")
     minutes = training.get("train_seconds")
@@ -324,7 +330,7 @@ def results_lines(card: dict[str, Any]) -> list[str]:
                  f"{_value(training.get('best_dev_cer'), '{:.2f}')}% at epoch "
                  f"{_value(training.get('best_epoch'))}")
     if dev:
-        lines.append(f"- this checkpoint (epoch {dev.get('epoch')}): dev WER "
+        lines.append(f"- this checkpoint (epoch {dev.get('epoch')}{_averaged(dev)}): dev WER "
                      f"{dev['wer']:.2f}%, CER {dev['cer']:.2f}% (greedy)")
     seconds, hours = training.get("train_seconds"), training.get("audio_hours_seen")
     if seconds and hours is not None:

@@ -625,10 +625,13 @@ def finish(exp: Path, cfg: TrainConfig, state: TrainState, dev_loader, vocab, rt
         if len(paths) > 1:
             ckpt = load_checkpoint(paths[-1])
             ckpt["model"] = average_checkpoints(paths)
-            save_checkpoint(ckpt, exp / "avg.pt")
             model = CTCModel(ModelConfig_from(ckpt), ckpt["vocab_size"]).to(rt.device)
             model.load_state_dict(ckpt["model"])
             dev = evaluate(model, dev_loader, rt.device, vocab.tokens, False)
+            if ckpt.get("card"):  # avg.pt's card: its own dev figures, not the last epoch's
+                ckpt["card"]["dev"] = {"wer": dev["wer"], "cer": dev["cer"], "epoch": last_epoch,
+                                       "decoder": "greedy", "averaged_epochs": len(paths)}
+            save_checkpoint(ckpt, exp / "avg.pt")
             print(f"avg of {len(paths)} epochs: dev CER {dev['cer']:.2f}%, WER {dev['wer']:.2f}%")
     speed = state.audio_seconds / max(1e-9, state.train_seconds)
     # The marker recipes test for: best.pt exists from the first epoch on, this only at the end.

@@ -6,7 +6,7 @@ import csv
 import json
 
 import pytest
-from helpers_train import run_asr
+from helpers_train import run_asr, tiny_train_args
 
 from asr.card import card_of, format_card, read_prep, results_lines, training_data
 from asr.checkpoint import load_checkpoint, save_checkpoint
@@ -111,3 +111,13 @@ def test_results_take_their_figures_from_the_card(tone_model):
         assert line in table
     assert f"hardware: {card['created']['hardware']}" in table
     assert format_card(card)  # and the same card prints
+
+
+def test_averaged_checkpoint_carries_its_own_dev_figures(tone_corpus, tmp_path):
+    out = tmp_path / "exp"
+    proc = run_asr(tiny_train_args(tone_corpus, out, "epochs=2", "average_last=2",
+                                   "save_every_steps=0"))
+    dev = load_checkpoint(out / "avg.pt")["card"]["dev"]
+    assert dev["averaged_epochs"] == 2 and dev["epoch"] == 2
+    assert f"avg of 2 epochs: dev CER {dev['cer']:.2f}%, WER {dev['wer']:.2f}%" in proc.stdout
+    assert "averaged over its last 2 epochs" in run_asr(["info", out / "avg.pt"]).stdout
