@@ -60,8 +60,8 @@ download_and_unpack() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# The standard stages. They read: root, data, feats, exp, config, nj, beam, and feat_config
-# (default conf/fbank.yaml).
+# The standard stages. They read: root, data, feats, exp, config, nj, beam, feat_config
+# (default conf/fbank.yaml), and lm_alphas / lm_betas (the tune-lm grid).
 
 # stage 1: prep_data CORPUS_NAME SRC [asr prep options...]
 prep_data() {
@@ -131,6 +131,7 @@ evaluate() {
     decode_one "$ckpt" "$dev" "${c}_greedy"
     already_done "$exp/tune_lm_${c}.json" ||
       asr tune-lm "$data/$dev" --checkpoint "$ckpt" --lm "$lm" --beam "$beam" \
+        --alphas ${lm_alphas:-0.2 0.4 0.6 0.8 1.0 1.2 1.5 2.0} --betas ${lm_betas:-0 1 2 3 4 5 6} \
         --out "$exp/tune_lm_${c}.json"
     weights=$(tuned_weights "$exp/tune_lm_${c}.json")
     read -r alpha beta <<< "$weights"
