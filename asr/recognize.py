@@ -1,7 +1,8 @@
 """From a checkpoint to text: `Recognizer` runs audio -> features -> model -> decoder.
 
-`asr decode` scores a data dir (hyp.txt, wer.txt); `asr tune-lm` grid-searches the LM weight and
-word bonus on a dev set, computing the acoustic log-probs once.
+`asr decode` scores a data dir (hyp.txt, wer.txt; hyp.ctm, the best hypothesis's words timed by
+a CTC forced alignment; with --nbest, nbest.txt: formats in asr/outputs.py); `asr tune-lm`
+grid-searches the LM weight and word bonus on a dev set, computing the acoustic log-probs once.
 
 A data set is read batch by batch, in the order of the durations its audio headers give: each
 batch of waves is loaded, run through the model and dropped before the next is read, so memory
@@ -17,22 +18,34 @@ import json
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+import torchaudio.functional as AF
 from tqdm import tqdm
 
 from asr.audio import AudioError, audio_info, load_audio
 from asr.checkpoint import CheckpointError, load_checkpoint
 from asr.config import from_dict
 from asr.datadir import Utterance, read_data_dir
-from asr.decoding import BeamSearchDecoder, BeamSearchOptions, GreedyDecoder
+from asr.decoding import (
+    DEFAULT_ALPHA,
+    DEFAULT_BEAM,
+    DEFAULT_BETA,
+    BeamSearchDecoder,
+    BeamSearchOptions,
+    GreedyDecoder,
+    Hypothesis,
+    parse_hotword,
+)
 from asr.features import FeatureConfig, compute_features
 from asr.model import CTCModel, ModelConfig, flush_denormals
+from asr.outputs import format_ctm, format_nbest
 from asr.scoring import format_report, score
 from asr.text import WORD_SEP, TextNormConfig, normalize_text
+from asr.transcript import Word, words_from_alignment
 
 BATCH_AUDIO_SECONDS = 120.0  # audio per forward pass when decoding many files (with padding)
 FOREIGN_SHARE_WARN = 0.5  # warn when this share of reference characters or LM words cannot be
@@ -98,10 +111,44 @@ class Recognizer:
 
 
 def check_lm_arguments(args) -> str | None:
-    """Why `--lm` cannot be used as asked (None: it can): only the beam decoder reads an LM."""
-    if getattr(args, "lm", None) and args.decoder != "beam":
-        return "--lm needs --decoder beam (the greedy decoder cannot use an LM)"
+    """Why the decoder options cannot be used as asked (None: they can): only the beam decoder
+    reads an LM, biases hotwords and keeps an N-best list."""
+    if args.decoder == "beam":
+        return None
+    for option, used in (("--lm", getattr(args, "lm", None)),
+                         ("--hotword", getattr(args, "hotword", None)),
+                         ("--nbest", getattr(args, "nbest", None))):
+        if used:
+            return f"{option} needs --decoder beam (the greedy decoder cannot use it)"
     return None
+
+
+def hotword_type(spec: str) -> tuple[str, float]:
+    """argparse `type` of --hotword: `WORD` or `WORD:WEIGHT` (asr.decoding.parse_hotword), its
+    error message shown as argparse's."""
+    try:
+        return parse_hotword(spec)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def positive_int(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return n
+
+
+def normalize_hotwords(hotwords, text_norm: TextNormConfig | None
+                       ) -> tuple[tuple[str, float], ...]:
+    """Hotwords, each `WORD`, `WORD:WEIGHT` or (word, weight) -> (word, weight) pairs, the words
+    normalised as the training transcripts were (ValueError for one that is not a word)."""
+    pairs = []
+    for hotword in hotwords:
+        word, weight = parse_hotword(hotword) if isinstance(hotword, str) else hotword
+        pairs.append((word if text_norm is None else normalize_text(word, text_norm),
+                      float(weight)))
+    return tuple(pairs)
 
 
 def load_lm(path: str | Path, tokens: list[str], text_norm: TextNormConfig | None = None):
@@ -122,16 +169,40 @@ def load_lm(path: str | Path, tokens: list[str], text_norm: TextNormConfig | Non
     return lm
 
 
-def make_decoder(tokens, kind: str, beam: int = 16, lm_path: str | None = None,
-                 alpha: float = 0.5, beta: float = 1.0, text_norm: TextNormConfig | None = None):
+def make_decoder(tokens, kind: str, beam: int = DEFAULT_BEAM, lm_path: str | None = None,
+                 alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA,
+                 text_norm: TextNormConfig | None = None, hotwords=(), n_best: int = 1):
+    """The decoder `kind` ("greedy" or "beam"); hotwords as `normalize_hotwords` takes them.
+    ValueError for what the greedy decoder cannot do (an LM, hotwords, n_best > 1) and for a
+    hotword the tokens cannot spell."""
+    hotwords = normalize_hotwords(hotwords, text_norm)
     if kind == "greedy":
-        if lm_path:
-            raise ValueError("--lm needs --decoder beam (the greedy decoder cannot use an LM)")
+        if lm_path or hotwords or n_best > 1:
+            raise ValueError("an LM, hotwords and N-best lists need the beam decoder (the "
+                             "greedy decoder cannot use them)")
         return GreedyDecoder(tokens)
+    if kind != "beam":
+        raise ValueError(f"decoder {kind!r}: expected 'greedy' or 'beam'")
     lm = load_lm(lm_path, tokens, text_norm) if lm_path else None
-    options = BeamSearchOptions(beam_width=beam, alpha=alpha if lm else 0.0,
-                                beta=beta if lm else 0.0)
+    options = BeamSearchOptions(beam_width=beam, n_best=n_best, alpha=alpha if lm else 0.0,
+                                beta=beta if lm else 0.0, hotwords=hotwords)
     return BeamSearchDecoder(tokens, options, lm=lm)
+
+
+def align_words(log_probs: torch.Tensor, token_ids: list[int], tokens: list[str],
+                seconds_per_frame: float, offset: float = 0.0) -> list[Word]:
+    """log_probs [T', V] of one utterance or chunk, the decoded token ids (no blanks) -> words
+    with times (seconds, from `offset`) and confidences.
+
+    The forced alignment (`torchaudio.functional.forced_align`) assigns every frame to a token
+    or blank; a word spans from the first frame of its first character to the last frame of its
+    last character (asr.transcript.words_from_alignment)."""
+    if not token_ids:
+        return []
+    targets = torch.tensor([token_ids], dtype=torch.int32)  # (1, U)
+    labels, scores = AF.forced_align(log_probs[None].float(), targets, blank=0)  # (1, T') each
+    return words_from_alignment(labels[0].numpy(), scores[0].numpy(), token_ids, tokens,
+                                seconds_per_frame, offset)
 
 
 def check_references(refs: dict[str, str], tokens: list[str], where: str) -> None:
@@ -174,6 +245,7 @@ class AcousticOutput:
     failed: dict[str, str]  # utt_id -> why its audio could not be used
     seconds: float  # wall time of the forward passes
     audio_seconds: float
+    durations: dict[str, float] = field(default_factory=dict)  # utt_id -> seconds of audio
 
 
 def read_references(recognizer: Recognizer, data_dir: str | Path) -> tuple[list[Utterance],
@@ -218,11 +290,12 @@ def length_sorted_batches(utts: list[Utterance], sample_rate: int,
 
 
 def acoustic_batches(recognizer: Recognizer, utts: list[Utterance], failed: dict[str, str]
-                     ) -> Iterator[tuple[list[str], list[torch.Tensor], float]]:
+                     ) -> Iterator[tuple[list[str], list[torch.Tensor], list[float]]]:
     """Log-probs of `utts` in length-sorted batches, each batch's waves loaded just before its
-    forward pass and dropped after it: yields (utt_ids, log_probs [T'_i, V] each, seconds of
-    audio). An utterance whose audio cannot be read, or is shorter than one feature frame, is
-    reported on stderr, recorded in `failed` and skipped alone; the rest of its batch is kept."""
+    forward pass and dropped after it: yields (utt_ids, log_probs [T'_i, V] each, each one's
+    seconds of audio). An utterance whose audio cannot be read, or is shorter than one feature
+    frame, is reported on stderr, recorded in `failed` and skipped alone; the rest of its batch
+    is kept."""
     sr = recognizer.sample_rate
     cfg = recognizer.feature_config
     batches = length_sorted_batches(utts, sr, failed)
@@ -243,8 +316,9 @@ def acoustic_batches(recognizer: Recognizer, utts: list[Utterance], failed: dict
                 ids.append(utt.utt_id)
                 waves.append(wave)
             if waves:
+                seconds = {u: len(w) / sr for u, w in zip(ids, waves)}
                 ids, log_probs = forward_each_usable(recognizer, ids, waves, failed)
-                yield ids, log_probs, sum(len(w) for w in waves) / sr
+                yield ids, log_probs, [seconds[u] for u in ids]
             bar.update(len(batch))
 
 
@@ -277,27 +351,64 @@ def run_acoustic(recognizer: Recognizer, data_dir: str | Path) -> AcousticOutput
     utts, refs = read_references(recognizer, data_dir)
     failed: dict[str, str] = {}
     outputs: dict[str, torch.Tensor] = {}
-    audio_seconds, start = 0.0, time.time()
+    durations: dict[str, float] = {}
+    start = time.time()
     for ids, log_probs, seconds in acoustic_batches(recognizer, utts, failed):
         outputs.update(zip(ids, log_probs))
-        audio_seconds += seconds
+        durations.update(zip(ids, seconds))
     kept = [u.utt_id for u in utts if u.utt_id in outputs]
     return AcousticOutput(kept, refs, [outputs[u] for u in kept], failed, time.time() - start,
-                          audio_seconds)
+                          sum(durations.values()), durations)
 
 
-def decode_all(decoder, utt_ids: list[str], log_probs: list[torch.Tensor],
-               batch_size: int = 32) -> dict[str, str]:
-    """utt_ids and their log_probs ([T'_i, V] each) -> {utt_id: best text}."""
+def decode_nbest(decoder, utt_ids: list[str], log_probs: list[torch.Tensor],
+                 batch_size: int = 32) -> dict[str, list[Hypothesis]]:
+    """utt_ids and their log_probs ([T'_i, V] each) -> {utt_id: hypotheses, best first}."""
     hyps = {}
     for start in range(0, len(utt_ids), batch_size):
         ids = utt_ids[start : start + batch_size]
         chunk = log_probs[start : start + batch_size]
         out_lens = torch.tensor([lp.size(0) for lp in chunk])
         padded = torch.nn.utils.rnn.pad_sequence(chunk, batch_first=True)  # (B, T', V)
-        for utt_id, nbest in zip(ids, decoder(padded, out_lens)):
-            hyps[utt_id] = nbest[0].text if nbest else ""
+        hyps.update(zip(ids, decoder(padded, out_lens)))
     return hyps
+
+
+def decode_all(decoder, utt_ids: list[str], log_probs: list[torch.Tensor],
+               batch_size: int = 32) -> dict[str, str]:
+    """utt_ids and their log_probs ([T'_i, V] each) -> {utt_id: best text}."""
+    nbest = decode_nbest(decoder, utt_ids, log_probs, batch_size)
+    return {u: hyps[0].text if hyps else "" for u, hyps in nbest.items()}
+
+
+@dataclass
+class DecodeOutput:
+    """What `asr decode` writes of each utterance, in Kaldi-style lines."""
+
+    hyps: dict[str, str] = field(default_factory=dict)  # utt_id -> best text
+    nbest: dict[str, list[str]] = field(default_factory=dict)  # utt_id -> nbest.txt lines
+    ctm: dict[str, list[str]] = field(default_factory=dict)  # utt_id -> hyp.ctm lines
+
+    def add(self, recognizer: Recognizer, decoder, utt_ids: list[str],
+            log_probs: list[torch.Tensor], durations: list[float]) -> None:
+        """Decode utterances (log_probs [T'_i, V] each, durations in seconds) and keep their
+        best texts, N-best lines and the CTM lines of the best one's aligned words."""
+        step = recognizer.seconds_per_output_frame
+        nbest = decode_nbest(decoder, utt_ids, log_probs)
+        for utt_id, lp, duration in zip(utt_ids, log_probs, durations):
+            hyps = nbest[utt_id]
+            best = hyps[0] if hyps else None
+            self.hyps[utt_id] = best.text if best else ""
+            self.nbest[utt_id] = format_nbest(utt_id, hyps)
+            words = align_words(lp, list(best.tokens), recognizer.tokens, step) if best else []
+            self.ctm[utt_id] = format_ctm(utt_id, words, duration)
+
+    def write(self, out: Path, nbest: bool) -> None:
+        """OUT/hyp.txt and OUT/hyp.ctm (and OUT/nbest.txt with `nbest`), in utterance order."""
+        write_kaldi_text(out / "hyp.txt", self.hyps)
+        write_lines(out / "hyp.ctm", self.ctm)
+        if nbest:
+            write_lines(out / "nbest.txt", self.nbest)
 
 
 def dump_log_probs(acoustic: AcousticOutput, tokens: list[str], path: str | Path) -> None:
@@ -315,18 +426,24 @@ def write_kaldi_text(path: Path, texts: dict[str, str]) -> None:
     path.write_text("".join(f"{u} {t}\n".rstrip(" \n") + "\n" for u, t in sorted(texts.items())))
 
 
+def write_lines(path: Path, lines: dict[str, list[str]]) -> None:
+    """Each utterance's lines, in utterance-id order."""
+    path.write_text("".join(f"{line}\n" for _, ls in sorted(lines.items()) for line in ls))
+
+
 # ---------------------------------------------------------------------------------------------
 # asr decode
 
 
 def stream_decode(recognizer: Recognizer, decoder, data_dir: str | Path
-                  ) -> tuple[AcousticOutput, dict[str, str], float]:
-    """Decode a data dir batch by batch, keeping only the texts -> (AcousticOutput without
-    log-probs, hyps, decoder seconds)."""
+                  ) -> tuple[AcousticOutput, DecodeOutput, float]:
+    """Decode a data dir batch by batch, keeping only what is written -> (AcousticOutput
+    without log-probs, the decoded lines, decoder seconds)."""
     utts, refs = read_references(recognizer, data_dir)
     failed: dict[str, str] = {}
-    hyps: dict[str, str] = {}
-    acoustic_seconds = decode_seconds = audio_seconds = 0.0
+    decoded = DecodeOutput()
+    durations: dict[str, float] = {}
+    acoustic_seconds = decode_seconds = 0.0
     batches = acoustic_batches(recognizer, utts, failed)
     while True:
         start = time.time()
@@ -335,29 +452,50 @@ def stream_decode(recognizer: Recognizer, decoder, data_dir: str | Path
         if batch is None:
             break
         ids, log_probs, seconds = batch
-        audio_seconds += seconds
+        durations.update(zip(ids, seconds))
         start = time.time()
-        hyps.update(decode_all(decoder, ids, log_probs))
+        decoded.add(recognizer, decoder, ids, log_probs, seconds)
         decode_seconds += time.time() - start
-    kept = [u.utt_id for u in utts if u.utt_id in hyps]
-    return (AcousticOutput(kept, refs, [], failed, acoustic_seconds, audio_seconds), hyps,
-            decode_seconds)
+    kept = [u.utt_id for u in utts if u.utt_id in decoded.hyps]
+    return (AcousticOutput(kept, refs, [], failed, acoustic_seconds, sum(durations.values()),
+                           durations), decoded, decode_seconds)
 
 
 def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data_dir", metavar="DATA_SET_DIR")
     parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--out", required=True, help="writes OUT/hyp.txt and OUT/wer.txt")
+    parser.add_argument("--out", required=True, help="writes OUT/hyp.txt, OUT/hyp.ctm (word "
+                        "times of the best hypothesis) and OUT/wer.txt")
     parser.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
-    parser.add_argument("--beam", type=int, default=16, help="beam width (default 16)")
-    parser.add_argument("--lm", help="ARPA word n-gram for shallow fusion (beam only)")
-    parser.add_argument("--alpha", type=float, default=0.5, help="LM weight")
-    parser.add_argument("--beta", type=float, default=1.0, help="word insertion bonus")
+    add_beam_arguments(parser)
+    parser.add_argument("--nbest", type=positive_int, metavar="N",
+                        help="also write the N best hypotheses of each utterance to "
+                        "OUT/nbest.txt (beam only)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 if any utterance's audio could not be used")
     parser.add_argument("--dump-log-probs", metavar="FILE.npz",
                         help="also save the log-probs (input of bench/decode.py)")
+
+
+def hotwords_of(decoder) -> tuple[tuple[str, float], ...]:
+    """The (normalised) hotwords a decoder biases towards."""
+    return decoder.options.hotwords if isinstance(decoder, BeamSearchDecoder) else ()
+
+
+def add_beam_arguments(parser: argparse.ArgumentParser) -> None:
+    """--beam, --lm, --alpha, --beta and --hotword, as `asr decode` and `asr transcribe` take
+    them (defaults from asr.decoding)."""
+    parser.add_argument("--beam", type=int, default=DEFAULT_BEAM,
+                        help="beam width (default %(default)s)")
+    parser.add_argument("--lm", help="ARPA word n-gram for shallow fusion (beam only)")
+    parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
+                        help="LM weight (default %(default)s)")
+    parser.add_argument("--beta", type=float, default=DEFAULT_BETA,
+                        help="word insertion bonus with an LM (default %(default)s)")
+    parser.add_argument("--hotword", type=hotword_type, action="append", default=[],
+                        metavar="WORD[:WEIGHT]", help="bias the beam search towards WORD "
+                        "(natural-log WEIGHT when it ends; repeatable; beam only)")
 
 
 def run_decode(args) -> int:
@@ -370,19 +508,26 @@ def run_decode(args) -> int:
     if problem:
         print(f"asr decode: {problem}", file=sys.stderr)
         return 2
-    decoder = make_decoder(recognizer.tokens, args.decoder, args.beam, args.lm, args.alpha,
-                           args.beta, recognizer.text_norm)  # first: a bad LM fails at once
+    try:  # first: a bad LM or hotword fails at once
+        decoder = make_decoder(recognizer.tokens, args.decoder, args.beam, args.lm, args.alpha,
+                               args.beta, recognizer.text_norm, args.hotword, args.nbest or 1)
+    except ValueError as e:
+        print(f"asr decode: {e}", file=sys.stderr)
+        return 2
     if args.dump_log_probs:  # the dump needs every utterance's log-probs at once
         acoustic = run_acoustic(recognizer, args.data_dir)
         dump_log_probs(acoustic, recognizer.tokens, args.dump_log_probs)
         start = time.time()
-        hyps = decode_all(decoder, acoustic.utt_ids, acoustic.log_probs)
+        decoded = DecodeOutput()
+        decoded.add(recognizer, decoder, acoustic.utt_ids, acoustic.log_probs,
+                    [acoustic.durations[u] for u in acoustic.utt_ids])
         decode_seconds = time.time() - start
     else:  # each batch decoded as it comes: memory bounded by the batch, not the set
-        acoustic, hyps, decode_seconds = stream_decode(recognizer, decoder, args.data_dir)
+        acoustic, decoded, decode_seconds = stream_decode(recognizer, decoder, args.data_dir)
+    hyps = decoded.hyps
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    write_kaldi_text(out / "hyp.txt", hyps)
+    decoded.write(out, nbest=bool(args.nbest))
     write_kaldi_text(out / "ref.txt", acoustic.refs)
     report = score(acoustic.refs, hyps)
     text = format_report(report)
@@ -392,13 +537,15 @@ def run_decode(args) -> int:
         "checkpoint": str(Path(args.checkpoint).resolve()),
         "wer": report.wer, "cer": report.cer, "utterances": len(hyps),  # percent
         "failed": acoustic.failed, "decoder": args.decoder, "beam": args.beam,
-        "lm": args.lm, "alpha": args.alpha, "beta": args.beta,
+        "lm": args.lm, "alpha": args.alpha, "beta": args.beta, "n_best": args.nbest,
+        "hotwords": [list(h) for h in hotwords_of(decoder)],
         "acoustic_seconds": acoustic.seconds, "decode_seconds": decode_seconds,
         "audio_seconds": acoustic.audio_seconds,
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(text.split("\n\n")[0])
-    print(f"wrote {out / 'hyp.txt'} and {out / 'wer.txt'}")
+    written = ["hyp.txt", "hyp.ctm"] + (["nbest.txt"] if args.nbest else []) + ["wer.txt"]
+    print(f"wrote {', '.join(str(out / name) for name in written)}")
     if acoustic.failed:
         print(f"asr decode: {len(acoustic.failed)} utterance(s) skipped (listed above and in "
               f"{out / 'summary.json'}); they count as deletions in the score", file=sys.stderr)
@@ -413,7 +560,7 @@ def add_tune_lm_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data_dir", metavar="DEV_SET")
     parser.add_argument("--checkpoint", required=True)
     parser.add_argument("--lm", required=True)
-    parser.add_argument("--beam", type=int, default=16)
+    parser.add_argument("--beam", type=int, default=DEFAULT_BEAM)
     parser.add_argument("--alphas", type=float, nargs="+", default=[0.2, 0.4, 0.6, 0.8, 1.0])
     parser.add_argument("--betas", type=float, nargs="+", default=[0.0, 1.0, 2.0, 3.0])
     parser.add_argument("--out", help="write the grid and the best values as JSON here")

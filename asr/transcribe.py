@@ -2,33 +2,41 @@
 
 A recording that fits in one chunk (`max_chunk_s`) is decoded whole, as `asr decode` decodes a
 corpus file, so both give the same words. Longer ones are cut at silences into chunks of at most
-`max_chunk_s`, each decoded alone (memory bounded by the chunk, not the recording), and the
-words stitched back with the chunk's offset. Word times come from a CTC forced alignment of the
-decoded tokens (`torchaudio.functional.forced_align`); a word's confidence is the geometric mean
-of the posteriors of the frames aligned to its characters. What needs no torch (cutting, words
-from an alignment, output formats, the command line) is in asr/transcript.py, shared with the
-ONNX Runtime back end (asr/onnx_transcribe.py) that `asr transcribe --checkpoint MODEL.onnx` runs.
+`max_chunk_s` (model memory bounded by a batch of chunks, not the recording), and the words
+stitched back with the chunk's offset: asr.api.Transcriber does it, for the Python API too. Word
+times come from a CTC forced alignment of the decoded tokens
+(`torchaudio.functional.forced_align`, asr.recognize.align_words); a word's confidence is the
+geometric mean of the posteriors of the frames aligned to its characters. What needs no torch
+(cutting, words from an alignment, output formats, the command line) is in asr/transcript.py,
+shared with the ONNX Runtime back end (asr/onnx_transcribe.py) that `asr transcribe --checkpoint
+MODEL.onnx` runs.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-import torchaudio.functional as AF
 
+from asr import transcript
+from asr.api import Transcriber
 from asr.audio import AudioError, load_audio
 from asr.checkpoint import CheckpointError
-from asr.recognize import Recognizer, check_lm_arguments, make_decoder
+from asr.decoding import DEFAULT_ALPHA, DEFAULT_BEAM, DEFAULT_BETA
+from asr.recognize import (  # noqa: F401 - align_words also offered here, as it was before
+    Recognizer,
+    align_words,
+    check_lm_arguments,
+    hotword_type,
+    make_decoder,
+)
 from asr.transcript import (  # noqa: F401 - also offered here, as they were before
     CUE_MAX_S,
     MAX_CHUNK_S,
     Transcript,
     Word,
-    add_arguments,
     find_chunks,
     make_transcript,
     output_names,
@@ -39,45 +47,11 @@ from asr.transcript import (  # noqa: F401 - also offered here, as they were bef
     words_from_alignment,
 )
 
-# ---------------------------------------------------------------------------------------------
-# Words and times from one chunk
-
-
-def align_words(log_probs: torch.Tensor, token_ids: list[int], tokens: list[str],
-                seconds_per_frame: float, offset: float) -> list[Word]:
-    """log_probs [T', V] of one chunk, the decoded token ids (no blanks) -> words with times.
-
-    The forced alignment assigns every frame to a token or blank; a word spans from the first
-    frame of its first character to the last frame of its last character."""
-    if not token_ids:
-        return []
-    targets = torch.tensor([token_ids], dtype=torch.int32)
-    labels, scores = AF.forced_align(log_probs[None].float(), targets, blank=0)
-    return words_from_alignment(labels[0].numpy(), scores[0].numpy(), token_ids, tokens,
-                                seconds_per_frame, offset)
-
 
 def transcribe_wave(recognizer: Recognizer, decoder, wave: np.ndarray, path: str = "",
                     max_chunk_s: float = MAX_CHUNK_S) -> Transcript:
-    sr = recognizer.sample_rate
-    segments = []
-    chunks = find_chunks(wave, sr, max_chunk_s)  # [] when there is no speech at all
-    min_samples = max(recognizer.feature_config.window_samples, int(0.05 * sr))
-    if chunks and len(wave) <= max_chunk_s * sr:
-        # fits in one piece: decoded whole, silence and all, as `asr decode` and training see
-        # a corpus file (cutting the silence off would change what utterance CMN subtracts)
-        chunks, min_samples = [(0, len(wave))], recognizer.feature_config.window_samples
-    for start, end in chunks:
-        piece = wave[start:end]
-        if len(piece) < min_samples:
-            continue
-        log_probs, out_lens = recognizer.log_probs([piece])
-        hyp = decoder(log_probs, out_lens)[0][0]
-        words = align_words(log_probs[0, : out_lens[0]], list(hyp.tokens), recognizer.tokens,
-                            recognizer.seconds_per_output_frame, start / sr)
-        if words:
-            segments.append(segment_of(words))
-    return make_transcript(path, wave, sr, segments)
+    """wave [N] at the model's rate -> its transcript (asr.api.Transcriber)."""
+    return Transcriber(recognizer, decoder, max_chunk_s).transcribe_waves([wave], [path])[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,6 +103,14 @@ def plot_alignment(recognizer: Recognizer, decoder, wave: np.ndarray, png: Path,
 # Command line
 
 
+def add_arguments(parser) -> None:
+    """asr/transcript.py's command line, with asr.decoding's beam defaults and --hotword."""
+    transcript.add_arguments(parser, DEFAULT_BEAM, DEFAULT_ALPHA, DEFAULT_BETA)
+    parser.add_argument("--hotword", type=hotword_type, action="append", default=[],
+                        metavar="WORD[:WEIGHT]", help="bias the beam search towards WORD "
+                        "(natural-log WEIGHT when it ends; repeatable; beam only)")
+
+
 def run(args) -> int:
     problem = check_lm_arguments(args)
     if problem:
@@ -139,8 +121,13 @@ def run(args) -> int:
     except CheckpointError as e:
         print(f"asr transcribe: {e}", file=sys.stderr)
         return 2
-    decoder = make_decoder(recognizer.tokens, args.decoder, args.beam, args.lm, args.alpha,
-                           args.beta, recognizer.text_norm)
+    try:
+        decoder = make_decoder(recognizer.tokens, args.decoder, args.beam, args.lm, args.alpha,
+                               args.beta, recognizer.text_norm, args.hotword)
+    except ValueError as e:  # a hotword the tokens cannot spell
+        print(f"asr transcribe: {e}", file=sys.stderr)
+        return 2
+    transcriber = Transcriber(recognizer, decoder, args.max_chunk)
     out_dir = Path(args.out) if args.out else None
     names = output_names(args.files)
     if out_dir:
@@ -157,16 +144,11 @@ def run(args) -> int:
             print(f"asr transcribe: {e}", file=sys.stderr)
             failures += 1
             continue
-        result = transcribe_wave(recognizer, decoder, wave, path, args.max_chunk)
-        if args.format == "json":
-            text = json.dumps(to_json(result), indent=2, ensure_ascii=False)
-        elif args.format == "srt":
-            text = to_srt(result)
-        else:
-            text = result.text if out_dir else f"{path}\t{result.text}"
+        result = transcriber.transcribe_waves([wave], [path])[0]
+        text = transcript.format_transcript(result, args.format, out_dir is not None)
         if out_dir:
-            suffix = {"text": ".txt", "json": ".json", "srt": ".srt"}[args.format]
-            target = out_dir / names[path].parent / (names[path].name + suffix)
+            target = out_dir / names[path].parent / (names[path].name
+                                                     + transcript.FORMAT_SUFFIX[args.format])
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text + "\n")
         else:

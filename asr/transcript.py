@@ -26,26 +26,37 @@ WORD_SEP = "|"  # the token between words (asr.text.WORD_SEP)
 
 @dataclass(frozen=True)
 class Word:
+    """One recognised word, timed by the CTC forced alignment of its characters."""
+
     word: str
-    start: float  # seconds from the start of the file
-    end: float
-    confidence: float  # 0..1
+    start: float  # seconds from the start of the file (its first character's first frame)
+    end: float  # seconds, end of its last character's last frame
+    confidence: float  # 0..1, geometric mean of its frames' posteriors
 
 
 @dataclass(frozen=True)
 class Segment:
-    start: float
-    end: float
-    text: str
+    """The words of one piece decoded at once (the whole file when it fits in one chunk)."""
+
+    start: float  # seconds: its first word's start
+    end: float  # seconds: its last word's end
+    text: str  # its words, space-separated
     words: tuple[Word, ...]
 
 
 @dataclass(frozen=True)
 class Transcript:
-    path: str
-    duration: float
-    text: str
-    segments: tuple[Segment, ...]
+    """The transcript of one recording."""
+
+    path: str  # the file it was read from ("" for a wave passed in memory)
+    duration: float  # seconds of audio
+    text: str  # all words, space-separated
+    segments: tuple[Segment, ...]  # in time order; none when no word was heard
+
+    @property
+    def words(self) -> tuple[Word, ...]:
+        """All words of all segments, in time order."""
+        return tuple(w for seg in self.segments for w in seg.words)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -247,7 +258,11 @@ def output_names(files: list[str]) -> dict[str, Path]:
 # Command line of `asr transcribe` (both back ends)
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, beam: int | None = None,
+                  alpha: float | None = None, beta: float | None = None) -> None:
+    """The command line of `asr transcribe`; beam, alpha, beta: the defaults of --beam, --alpha
+    and --beta (asr.decoding's, which the PyTorch back end passes: this module imports no torch;
+    the ONNX one decodes greedily and uses none of them)."""
     parser.add_argument("files", nargs="+", metavar="FILE",
                         help="audio files (any format and rate)")
     parser.add_argument("--checkpoint", required=True,
@@ -256,10 +271,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=["text", "json", "srt"], default="text")
     parser.add_argument("--out", help="directory for one output file per input (default: stdout)")
     parser.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
-    parser.add_argument("--beam", type=int, default=16)
+    parser.add_argument("--beam", type=int, default=beam, help="beam width (default %(default)s)")
     parser.add_argument("--lm", help="ARPA LM for the beam decoder")
-    parser.add_argument("--alpha", type=float, default=0.5)
-    parser.add_argument("--beta", type=float, default=1.0)
+    parser.add_argument("--alpha", type=float, default=alpha,
+                        help="LM weight (default %(default)s)")
+    parser.add_argument("--beta", type=float, default=beta,
+                        help="word bonus with an LM (default %(default)s)")
     parser.add_argument("--max-chunk", type=float, default=MAX_CHUNK_S,
                         help=f"longest piece decoded at once, seconds (default {MAX_CHUNK_S})")
     parser.add_argument("--plot", metavar="PNG", help="save a spectrogram with the alignment of "

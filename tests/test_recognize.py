@@ -270,3 +270,99 @@ def test_decode_loads_audio_batch_by_batch(tone_model, tmp_path, monkeypatch):
         wave = real_load(next(u.audio for u in read_data_dir(data) if u.utt_id == utt_id), SR)
         single, out_lens = real_forward([wave])
         assert torch.allclose(log_probs, single[0, : out_lens[0]], atol=1e-4)
+
+
+# ---------------------------------------------------------------------------------------------
+# N-best lists, word times (CTM) and hotwords from `asr decode`
+
+
+def read_ctm(path: Path) -> dict[str, list[tuple[float, float, str, float]]]:
+    """hyp.ctm -> {utt_id: [(start, duration, word, confidence), ...]} in file order."""
+    words: dict[str, list] = {}
+    for line in path.read_text().splitlines():
+        utt_id, channel, start, duration, word, conf = line.split()
+        assert channel == "1"
+        words.setdefault(utt_id, []).append((float(start), float(duration), word, float(conf)))
+    return words
+
+
+def test_decode_writes_nbest_lists_and_word_times(tone_model_corpus, tone_model, tmp_path):
+    """--nbest 3: nbest.txt holds 3 distinct hypotheses per utterance, best first, the first
+    the one in hyp.txt; hyp.ctm spells hyp.txt's words, in time order, inside each utterance."""
+    from asr.outputs import parse_nbest
+
+    dev = tone_model_corpus / "data" / "dev"
+    out = tmp_path / "beam"
+    run_asr(["decode", "--checkpoint", tone_model / "last.pt", dev, "--out", out,
+             "--decoder", "beam", "--nbest", "3"])
+    hyps = read_kaldi_text(out / "hyp.txt")
+    entries = parse_nbest((out / "nbest.txt").read_text().splitlines())
+    by_utt: dict[str, list] = {}
+    for e in entries:
+        by_utt.setdefault(e.utt_id, []).append(e)
+    assert list(by_utt) == sorted(hyps) and len(hyps) == 8
+    for utt_id, nbest in by_utt.items():
+        assert [e.rank for e in nbest] == [1, 2, 3], utt_id
+        assert len({e.text for e in nbest}) == 3, nbest
+        assert [e.score for e in nbest] == sorted((e.score for e in nbest), reverse=True)
+        assert nbest[0].text == hyps[utt_id]
+    assert summary(out)["n_best"] == 3 and summary(out)["hotwords"] == []
+
+    durations = {u.utt_id: sf.info(u.audio).duration for u in read_data_dir(dev)}
+    for name in ("beam", "greedy"):  # a greedy decode writes hyp.ctm too
+        if name == "greedy":
+            out = tmp_path / "greedy"
+            run_asr(["decode", "--checkpoint", tone_model / "last.pt", dev, "--out", out])
+            hyps = read_kaldi_text(out / "hyp.txt")
+            assert not (out / "nbest.txt").exists()
+        ctm = read_ctm(out / "hyp.ctm")
+        assert {u: " ".join(w[2] for w in words) for u, words in ctm.items()} == {
+            u: t for u, t in hyps.items() if t}
+        for utt_id, words in ctm.items():
+            starts = [w[0] for w in words]
+            assert starts == sorted(starts) and starts[0] >= 0, words
+            assert all(w[1] > 0 and w[0] + w[1] <= durations[utt_id] + 1e-9 for w in words)
+            for (s, d, _, _), (s2, _, _, _) in zip(words, words[1:]):
+                assert s + d <= s2 + 1e-9, words  # a word ends before the next starts
+            assert all(0 <= w[3] <= 1 for w in words)
+
+
+def test_nbest_and_hotwords_need_the_beam_decoder(tone_model_corpus, tone_model, tmp_path):
+    dev = tone_model_corpus / "data" / "dev"
+    args = ["decode", "--checkpoint", tone_model / "last.pt", dev, "--out", tmp_path / "d"]
+    for extra, option in ((["--nbest", "5"], "--nbest"), (["--hotword", "CAB"], "--hotword")):
+        proc = run_asr(args + extra, check=False)
+        assert proc.returncode == 2 and f"{option} needs --decoder beam" in proc.stderr, extra
+    for bad in ("CAB:heavy", "CAB DEED", ":2"):  # not WORD[:WEIGHT]: refused by argparse
+        proc = run_asr(args + ["--decoder", "beam", "--hotword", bad], check=False)
+        assert proc.returncode == 2 and "argument --hotword: hotword" in proc.stderr, bad
+    proc = run_asr(args + ["--decoder", "beam", "--nbest", "0"], check=False)
+    assert proc.returncode == 2 and "argument --nbest" in proc.stderr
+    proc = run_asr(args + ["--decoder", "beam", "--hotword", "XYZ"], check=False)
+    assert proc.returncode == 2 and "hotword 'XYZ'" in proc.stderr  # cannot be spelled
+
+
+def test_decode_hotwords_are_normalised_and_recorded(tone_model, tmp_path):
+    """Hotwords are normalised as the training transcripts were (here: upper case) and
+    summary.json records them with their weights."""
+    norm = {"case": "upper", "strip_punct": True, "keep_chars": "'"}
+    ckpt = checkpoint_with(tone_model, tmp_path / "norm.pt", text_norm=norm)
+    data = noisy_tone_set(tmp_path, sentences(4, 5), noise=0.0)
+    out = tmp_path / "hot"
+    run_asr(["decode", "--checkpoint", ckpt, data, "--out", out, "--decoder", "beam",
+             "--hotword", "cab", "--hotword", "Deed:2.5"])
+    assert summary(out)["hotwords"] == [["CAB", 5.0], ["DEED", 2.5]]
+    assert summary(out)["n_best"] is None and summary(out)["wer"] == 0.0
+
+
+def test_cli_beam_defaults_are_the_decoders():
+    """One place for the defaults: asr decode and asr transcribe take asr.decoding's."""
+    from asr.cli import build_parser
+    from asr.decoding import DEFAULT_ALPHA, DEFAULT_BEAM, DEFAULT_BETA
+
+    for argv in (["decode", "d", "--checkpoint", "c.pt", "--out", "o"],
+                 ["transcribe", "x.wav", "--checkpoint", "c.pt"]):
+        args = build_parser(argv).parse_args(argv)
+        assert (args.beam, args.alpha, args.beta) == (DEFAULT_BEAM, DEFAULT_ALPHA, DEFAULT_BETA)
+    argv = ["tune-lm", "d", "--checkpoint", "c.pt", "--lm", "lm.arpa"]
+    assert build_parser(argv).parse_args(argv).beam == DEFAULT_BEAM

@@ -204,3 +204,17 @@ def test_transcribe_gives_the_words_decode_gives_on_a_corpus_file(tone_model, tm
                     *(u.audio for u in utts)])
     transcribed = dict(line.split("\t") for line in proc.stdout.splitlines())
     assert {u.audio: decoded[u.utt_id] for u in utts} == transcribed
+
+
+def test_cli_hotwords_need_the_beam_decoder_and_a_word(tone_model, tmp_path):
+    """--hotword WORD[:WEIGHT] (repeatable) with the beam decoder transcribes as before on clean
+    speech; with greedy it is refused, and a malformed one is an argparse error (exit 2)."""
+    wav = tmp_path / "x.wav"
+    sf.write(wav, tone_wave("CAB DEED", seed=3), SR)
+    args = ["transcribe", "--checkpoint", tone_model / "last.pt", wav]
+    proc = run_asr(args + ["--decoder", "beam", "--hotword", "CAB", "--hotword", "DEED:2"])
+    assert proc.stdout == f"{wav}\tCAB DEED\n"
+    proc = run_asr(args + ["--hotword", "CAB"], check=False)
+    assert proc.returncode == 2 and "--hotword needs --decoder beam" in proc.stderr
+    proc = run_asr(args + ["--decoder", "beam", "--hotword", "CAB:x"], check=False)
+    assert proc.returncode == 2 and "argument --hotword: hotword 'CAB:x'" in proc.stderr
