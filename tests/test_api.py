@@ -17,39 +17,12 @@ from asr.datadir import read_data_dir
 from asr.decoding import DEFAULT_BEAM
 from asr.transcript import Transcript, Word
 
-# The README's "## Python" section, until README.md holds it (then the README's block is run)
-README_SECTION = '''## Python
-
-`asr.load` reads a checkpoint (and an LM) once; the `Transcriber` it returns turns recordings
-(a path in any format and rate, or a float32 wave and its sample rate) into a `Transcript`:
-its text, and its words with start and end times in seconds and a confidence. Recordings
-longer than 20 s are cut at their pauses; `transcribe_batch` runs the recordings' pieces
-through the acoustic model in batches.
-
-```python
-import asr
-import soundfile as sf
-
-model = asr.load("exp/best.pt", lm="data/lm/lm.arpa", device="auto")  # or decoder="greedy"
-result = model.transcribe("talk.flac")
-print(result.text)
-for w in result.words:  # start and end in seconds, confidence 0..1
-    print(f"{w.start:6.2f} {w.end:6.2f} {w.confidence:.2f} {w.word}")
-
-wave, rate = sf.read("talk.flac", dtype="float32")  # or a wave in memory, at its rate
-same = model.transcribe(wave, rate)
-
-results = model.transcribe_batch(["a.wav", "b.wav"])  # batched through the acoustic model
-```
-'''
-
 
 def readme_example() -> str:
-    """The ```python block that follows "## Python" in README.md (or in README_SECTION while
-    README.md has no such section)."""
+    """The ```python block that follows "## Python" in README.md."""
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("\n## Python\n"):] if "\n## Python\n" in readme \
-        else README_SECTION
+    assert "\n## Python\n" in readme, "README.md has no ## Python section"
+    section = readme[readme.index("\n## Python\n"):]
     match = re.search(r"```python\n(.*?)```", section, re.S)
     assert match, "no ```python block after ## Python"
     return match.group(1)
