@@ -25,14 +25,12 @@ import numpy as np
 from asr import features_numpy
 from asr.audio import AudioError, load_audio
 from asr.transcript import (
-    FORMAT_SUFFIX,
     MAX_CHUNK_S,
     Transcript,
+    TranscriptWriter,
     add_arguments,  # noqa: F401 - the command line of asr transcribe
     find_chunks,
-    format_transcript,
     make_transcript,
-    output_names,
     segment_of,
     words_from_alignment,
 )
@@ -210,14 +208,7 @@ def run(args) -> int:
     except OnnxModelError as e:
         print(f"asr transcribe: {e}", file=sys.stderr)
         return 2
-    out_dir = Path(args.out) if args.out else None
-    names = output_names(args.files)
-    if out_dir:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        renamed = [f"{f} -> {names[f]}" for f in args.files if names[f] != Path(Path(f).stem)]
-        if renamed:
-            print("asr transcribe: several inputs share a name; their outputs keep their "
-                  "directories: " + ", ".join(renamed), file=sys.stderr)
+    writer = TranscriptWriter(args.files, args.out, args.format)
     failures = 0
     for path in args.files:
         try:
@@ -226,13 +217,7 @@ def run(args) -> int:
             print(f"asr transcribe: {e}", file=sys.stderr)
             failures += 1
             continue
-        text = format_transcript(result, args.format, out_dir is not None)
-        if out_dir:
-            target = out_dir / names[path].parent / (names[path].name + FORMAT_SUFFIX[args.format])
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text + "\n")
-        else:
-            print(text, flush=True)
+        writer.write(path, result)
     if failures:
         print(f"asr transcribe: {failures} of {len(args.files)} file(s) could not be read",
               file=sys.stderr)

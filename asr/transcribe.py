@@ -128,14 +128,7 @@ def run(args) -> int:
         print(f"asr transcribe: {e}", file=sys.stderr)
         return 2
     transcriber = Transcriber(recognizer, decoder, args.max_chunk)
-    out_dir = Path(args.out) if args.out else None
-    names = output_names(args.files)
-    if out_dir:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        renamed = [f"{f} -> {names[f]}" for f in args.files if names[f] != Path(Path(f).stem)]
-        if renamed:
-            print("asr transcribe: several inputs share a name; their outputs keep their "
-                  "directories: " + ", ".join(renamed), file=sys.stderr)
+    writer = transcript.TranscriptWriter(args.files, args.out, args.format)
     failures = 0
     for i, path in enumerate(args.files):
         try:
@@ -144,15 +137,7 @@ def run(args) -> int:
             print(f"asr transcribe: {e}", file=sys.stderr)
             failures += 1
             continue
-        result = transcriber.transcribe_waves([wave], [path])[0]
-        text = transcript.format_transcript(result, args.format, out_dir is not None)
-        if out_dir:
-            target = out_dir / names[path].parent / (names[path].name
-                                                     + transcript.FORMAT_SUFFIX[args.format])
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text + "\n")
-        else:
-            print(text, flush=True)
+        writer.write(path, transcriber.transcribe_waves([wave], [path])[0])
         if args.plot and i == 0:
             plot_alignment(recognizer, decoder, wave, Path(args.plot), Path(path).name)
     if failures:

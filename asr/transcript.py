@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -282,3 +283,31 @@ def add_arguments(parser: argparse.ArgumentParser, beam: int | None = None,
     parser.add_argument("--plot", metavar="PNG", help="save a spectrogram with the alignment of "
                         "the first file (first 20 s)")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+
+
+class TranscriptWriter:
+    """Where `asr transcribe` puts each file's transcript: on stdout, or with `out` in
+    OUT/<name><suffix>, the names from `output_names` (said on stderr when some keep their
+    directories)."""
+
+    def __init__(self, files: list[str], out: str | None, fmt: str):
+        self.out_dir = Path(out) if out else None
+        self.fmt = fmt
+        self.names = output_names(files)
+        if self.out_dir:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            renamed = [f"{f} -> {self.names[f]}" for f in files
+                       if self.names[f] != Path(Path(f).stem)]
+            if renamed:
+                print("asr transcribe: several inputs share a name; their outputs keep their "
+                      "directories: " + ", ".join(renamed), file=sys.stderr)
+
+    def write(self, path: str, result: Transcript) -> None:
+        text = format_transcript(result, self.fmt, self.out_dir is not None)
+        if self.out_dir is None:
+            print(text, flush=True)
+            return
+        name = self.names[path]
+        target = self.out_dir / name.parent / (name.name + FORMAT_SUFFIX[self.fmt])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text + "\n")
