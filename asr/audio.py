@@ -123,16 +123,15 @@ def speed_spec(spec: str | Path, factor: float) -> str:
     return str(spec) if factor == 1.0 else f"{SPEED_PREFIX}{factor:g}:{spec}"
 
 
-def parse_audio_spec(spec: str | Path) -> tuple[Path, RawFormat | None]:
-    """A wav.scp audio entry -> (path, RawFormat for headerless PCM, else None); a `speed:`
-    prefix is looked through (see `split_speed`).
+def _split_spec(spec: str | Path) -> tuple[Path, RawFormat | None, float]:
+    """A wav.scp audio entry -> (path, RawFormat for headerless PCM or None, speed factor).
 
     Raises AudioSpecError for a `raw:` or `speed:` entry with unknown, missing or malformed
     options.
     """
-    text = split_speed(spec)[1]
+    speed, text = split_speed(spec)
     if not text.startswith(RAW_PREFIX):
-        return Path(text), None
+        return Path(text), None, speed
     options, sep, path = text[len(RAW_PREFIX):].partition(":")
     if not sep or not path:
         raise AudioSpecError(f"{text!r}: expected raw:KEY=VALUE,...:PATH")
@@ -148,7 +147,18 @@ def parse_audio_spec(spec: str | Path) -> tuple[Path, RawFormat | None]:
         fmt = RawFormat(int(values["rate"]), values["encoding"], int(values.get("channels", 1)))
     except ValueError as e:
         raise AudioSpecError(f"{text!r}: {e}") from None
-    return Path(path), fmt
+    return Path(path), fmt, speed
+
+
+def parse_audio_spec(spec: str | Path) -> tuple[Path, RawFormat | None]:
+    """A wav.scp audio entry -> (path, RawFormat for headerless PCM, else None); a `speed:`
+    prefix is looked through (see `split_speed`).
+
+    Raises AudioSpecError for a `raw:` or `speed:` entry with unknown, missing or malformed
+    options.
+    """
+    path, raw, _ = _split_spec(spec)
+    return path, raw
 
 
 def audio_path(spec: str | Path) -> Path:
@@ -156,18 +166,10 @@ def audio_path(spec: str | Path) -> Path:
     return parse_audio_spec(spec)[0]
 
 
-def _speed(spec: str | Path) -> float:
-    """split_speed's factor, with its error as an AudioError naming the entry."""
+def _parse(spec: str | Path) -> tuple[Path, RawFormat | None, float]:
+    """_split_spec, with its error as an AudioError naming the entry."""
     try:
-        return split_speed(spec)[0]
-    except AudioSpecError as e:
-        raise AudioError(spec, str(e).split(": ", 1)[-1]) from None
-
-
-def _parse(spec: str | Path) -> tuple[Path, RawFormat | None]:
-    """parse_audio_spec, with its error as an AudioError naming the entry."""
-    try:
-        return parse_audio_spec(spec)
+        return _split_spec(spec)
     except AudioSpecError as e:
         raise AudioError(spec, str(e).split(": ", 1)[-1]) from None
 
@@ -203,26 +205,22 @@ def audio_info(path: str | Path) -> AudioInfo:
 
     Raises AudioError for a missing, empty or unreadable file, or one that holds no samples.
     """
-    speed = _speed(path)
-    path, raw = _parse(path)
+    path, raw, speed = _parse(path)
     _check_file(path)
     if raw is not None:
         result = AudioInfo(raw.rate, raw.channels, _raw_frames(path, raw))
-        return _sped_up(result, speed)
-    try:
-        info = sf.info(str(path))
-        result = AudioInfo(int(info.samplerate), int(info.channels), int(info.frames))
-    except Exception as e:  # libsndfile cannot parse it: ask the slower fallback reader
-        result = _fallback_info(path, _sf_reason(e))
+    else:
+        try:
+            info = sf.info(str(path))
+            result = AudioInfo(int(info.samplerate), int(info.channels), int(info.frames))
+        except Exception as e:  # libsndfile cannot parse it: ask the slower fallback reader
+            result = _fallback_info(path, _sf_reason(e))
     if result.sample_rate <= 0 or result.channels <= 0:
         raise AudioError(path, f"bad header ({result.sample_rate} Hz, {result.channels} channels)")
     if result.frames <= 0:
         raise AudioError(path, "no samples")
-    return _sped_up(result, speed)
-
-
-def _sped_up(info: AudioInfo, speed: float) -> AudioInfo:
-    return AudioInfo(info.sample_rate, info.channels, round(info.frames / speed))
+    # played `speed` times as fast: 1/speed as many samples at the same rate
+    return AudioInfo(result.sample_rate, result.channels, round(result.frames / speed))
 
 
 def _fallback_info(path: Path, sf_reason: str) -> AudioInfo:
@@ -281,8 +279,7 @@ def load_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     Raises AudioError (naming the file) for a missing/empty/unreadable file, one with no samples,
     or one holding NaN/inf samples.
     """
-    speed = _speed(path)
-    path, raw = _parse(path)
+    path, raw, speed = _parse(path)
     _check_file(path)
     wave, rate = _read(path, raw)  # [N, C]
     if wave.shape[0] == 0 or wave.shape[1] == 0:
