@@ -19,7 +19,7 @@ import torch
 from asr.config import load_config
 from asr.data import BucketBatchSampler, CTCDataset, make_loader
 from asr.datadir import read_data_dir
-from asr.model import CTCModel, count_parameters
+from asr.model import CTCModel, count_parameters, flush_denormals
 from asr.text import Vocabulary
 from asr.train import TrainConfig, ctc_loss_sum, with_num_features
 
@@ -77,10 +77,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120, help="timed seconds per variant")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, as asr train's --set (e.g. model.hidden_size=256)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    cfg = load_config(TrainConfig, args.config)
+    flush_denormals()  # as asr train does: denormal floats made fp32 steps here 2x slower
+    cfg = load_config(TrainConfig, args.config, args.set)
     vocab = Vocabulary.build(u.text for u in read_data_dir(args.train))
     dataset = CTCDataset(args.feats, args.train, vocab)
     shift = dataset.store.config.frame_shift_ms / 1000
@@ -95,7 +98,7 @@ def main() -> None:
             cfg, dataset, RandomBatchSampler(len(dataset), mean_batch), len(vocab), nf,
             args.seconds, args.warmup, shift),
     }
-    print(f"config {args.config}, {torch.get_num_threads()} threads, "
+    print(f"config {args.config} {' '.join(args.set)}, {torch.get_num_threads()} threads, "
           f"{dataset.audio_seconds / 3600:.2f} h of training audio")
     print(f"{'batches':28s} {'audio-s/s':>10s} {'audio-h/h':>10s} {'padding':>8s} {'steps':>6s}")
     for name, r in results.items():
