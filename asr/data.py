@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -26,9 +27,11 @@ from asr.text import Vocabulary
 
 @dataclass(frozen=True)
 class DataConfig:
-    max_frames: int = 20000  # input frames per batch and process, padding included
+    max_frames: int | Literal["auto"] = "auto"  # input frames per batch and process, padding
+    # included; "auto": training sizes it from the set and the device (asr.auto: 2000-4000 on
+    # a CPU, up to 20000 on a GPU)
     max_utts: int = 128  # utterances per batch and process, at most
-    sortagrad: bool = False  # first epoch in ascending length order
+    sortagrad: bool = True  # first epoch in ascending length order
     length_jitter: float = 0.1  # relative noise on lengths before bucketing, new each epoch
     speed_perturb: tuple[float, ...] = ()  # time-stretch factors, one drawn per utterance and
     # epoch before batching, so batches are packed by the stretched lengths

@@ -28,8 +28,10 @@ class SpecAugmentConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     num_features: int = 80  # F, feature bins in
-    utterance_cmn: bool = False  # also subtract each utterance's mean feature vector
-    subsample: Literal[1, 2, 4] = 4  # time reduction of the conv front-end
+    utterance_cmn: bool = True  # also subtract each utterance's mean feature vector (AN4: dev
+    # CER left the CTC plateau sooner with it)
+    subsample: Literal["auto", 1, 2, 4] = "auto"  # time reduction of the conv front-end; "auto":
+    # training picks the largest the transcripts allow (asr.auto.choose_subsample)
     conv_channels: int = 32  # channels of each stride-2 conv layer
     cell: Literal["lstm", "gru", "rnn"] = "lstm"  # "rnn" is a plain tanh RNN
     num_layers: int = 3
@@ -41,8 +43,8 @@ class ModelConfig:
     spec_augment: SpecAugmentConfig | None = field(default_factory=SpecAugmentConfig)
 
     def __post_init__(self):
-        if self.subsample not in (1, 2, 4):
-            raise ValueError(f"subsample must be 1, 2 or 4, got {self.subsample}")
+        if self.subsample not in ("auto", 1, 2, 4):
+            raise ValueError(f"subsample must be 1, 2, 4 or auto, got {self.subsample}")
 
 
 def lengths_to_mask(lens: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -216,6 +218,9 @@ class RNNEncoder(nn.Module):
 class CTCModel(nn.Module):
     def __init__(self, cfg: ModelConfig, vocab_size: int):
         super().__init__()
+        if cfg.subsample == "auto":
+            raise ValueError("subsample auto is chosen by asr train from the training data; "
+                             "a model is built with 1, 2 or 4")
         self.cfg = cfg
         self.vocab_size = vocab_size
         self.cmvn = GlobalCMVN(cfg.num_features, cfg.utterance_cmn)

@@ -25,6 +25,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from asr import auto
 from asr.card import MODEL_JSON, build_card, training_data, write_model_json
 from asr.checkpoint import (
     average_checkpoints,
@@ -41,6 +42,7 @@ from asr.config import (
     save_config,
     to_dict,
 )
+from asr.ctc import min_ctc_frames
 from asr.data import BucketBatchSampler, CTCDataset, DataConfig, describe_skipped, make_loader
 from asr.datadir import read_data_dir, write_text_atomic
 from asr.decoding import GreedyDecoder
@@ -71,7 +73,7 @@ class TrainConfig:
     amp: bool = True  # mixed precision (float16 autocast + GradScaler) on CUDA; ignored on CPU
     average_last: int = 0  # also write avg.pt, the mean of the last N epoch checkpoints
     patience: int = 0  # stop after this many epochs without a better dev CER (0: never)
-    augment_from_epoch: int = 0  # SpecAugment and speed perturbation from this epoch on: the
+    augment_from_epoch: int = 1  # SpecAugment and speed perturbation from this epoch on: the
     # CTC alignments are learnt several times faster on clean data, augmentation then keeps the
     # model from learning the training speakers by heart
     save_every_steps: int = 100  # mid-epoch checkpoint for --resume (0: at epoch ends only)
@@ -165,6 +167,27 @@ def with_num_features(cfg: TrainConfig, num_features: int) -> TrainConfig:
     """The config with the model's input size taken from the features, so that config.yaml and
     the checkpoints record the model that was built."""
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_features=num_features))
+
+
+def fit_to_data(cfg: TrainConfig, frames: list[int], labels: list[int], world_size: int,
+                device: str) -> tuple[TrainConfig, list[str]]:
+    """The config with its `auto` values chosen from the training set (asr.auto): frames
+    [N] and CTC labels [N] per utterance, on `device` ("cpu", "cuda"). Also says what it
+    chose, a line each."""
+    model, data, said = cfg.model, cfg.data, []
+    factors = data.speed_perturb or (1.0,)
+    if model.subsample == "auto":
+        model = dataclasses.replace(
+            model, subsample=auto.choose_subsample(frames, labels, max(factors)))
+        ratio = auto.frames_per_label(frames, labels, model.subsample, max(factors))
+        said.append(f"subsample {model.subsample}: {ratio:.2f} output frames per CTC label "
+                    "at the 1st percentile of the training set")
+    if data.max_frames == "auto":
+        data = dataclasses.replace(
+            data, max_frames=auto.choose_max_frames(frames, world_size, min(factors), device))
+        updates = sum(frames) / world_size / data.max_frames
+        said.append(f"max_frames {data.max_frames}: about {updates:.0f} updates an epoch")
+    return dataclasses.replace(cfg, model=model, data=data), said
 
 
 def lr_lambda(cfg: OptimConfig, total_steps: int):
@@ -415,10 +438,17 @@ def train(args) -> int:
     train_store = FeatureStore(args.train_feats)
     feature_config = train_store.config.to_dict()
     text_norm = prep_text_norm(args.train)
+    train_utts = read_data_dir(args.train)
     if resume_ckpt is not None:
         vocab = Vocabulary(resume_ckpt["tokens"])
     else:
-        vocab = Vocabulary.build(u.text for u in read_data_dir(args.train))
+        vocab = Vocabulary.build(u.text for u in train_utts)
+        with_feats = [u for u in train_utts if u.utt_id in train_store]
+        cfg, said = fit_to_data(cfg, [train_store.num_frames(u.utt_id) for u in with_feats],
+                                [min_ctc_frames(vocab.encode(u.text)) for u in with_feats],
+                                rt.world_size, rt.device.type)
+        for line in said if rt.is_main else []:
+            print(f"auto: {line}")
     cfg = with_num_features(cfg, train_store.config.num_features)
     model = CTCModel(cfg.model, len(vocab))
     mean, std = train_store.cmvn()

@@ -141,7 +141,7 @@ def make_inputs(work: Path, checkpoint: str | None) -> tuple[Path, Path]:
 
     torch.manual_seed(0)
     tokens = ["<blank>", "|", *"ABCDE"]
-    cfg = ModelConfig()
+    cfg = ModelConfig(subsample=4)
     model = CTCModel(cfg, len(tokens))
     ckpt = work / "untrained.pt"
     save_checkpoint({"model": model.state_dict(), "model_config": to_dict(cfg),

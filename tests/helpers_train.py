@@ -91,6 +91,8 @@ def tiny_train_args(root: Path, out: Path, *overrides: str) -> list[str]:
         "model.layer_norm=false",
         "optim.lr=0.003", "optim.warmup_steps=1", "optim.final_lr_ratio=1.0",
         "data.max_frames=1200", "data.max_utts=4", "num_threads=1",
+        # the toy's settings from before the defaults changed (asr.auto, utterance CMN, ...)
+        "model.utterance_cmn=false", "data.sortagrad=false", "augment_from_epoch=0",
     ]
     args = ["train", "--train", root / "data" / "train", "--dev", root / "data" / "dev",
             "--feats-root", root / "feats", "--out", out]
