@@ -5,11 +5,16 @@
     result = model.transcribe("talk.flac")  # or a float32 wave and its sample rate
     result.text, result.words               # words with start/end seconds and confidence
     results = model.transcribe_batch(["a.wav", "b.wav"])
+    model = asr.load("exp/model.onnx", lm="data/lm/lm.arpa")  # the same, without torch
 
-`Transcriber` holds what turns audio into text: the features and the model (`Recognizer`), the
+`Transcriber` holds what turns audio into text: the features and the model (a recognizer), the
 decoder and its options, and how long recordings are cut (asr/transcript.py). `asr transcribe`
-runs it. A recording that fits in one chunk (`max_chunk_s`) is decoded whole, as `asr decode`
-decodes a corpus file; a longer one is cut at its pauses into chunks, and the words of each are
+runs it, with either back end: a checkpoint (.pt) runs on PyTorch (asr.recognize.Recognizer),
+an `asr export --format onnx` model (.onnx) on ONNX Runtime (asr.onnx_transcribe.OnnxRecognizer,
+no torch imported), both with the decoders of asr.decoding; `load` imports the back end it needs.
+
+A recording that fits in one chunk (`max_chunk_s`) is decoded whole, as `asr decode` decodes a
+corpus file; a longer one is cut at its pauses into chunks, and the words of each are
 shifted by the chunk's offset. The chunks of all recordings of a call are run through the model
 together, in length-sorted batches of at most BATCH_AUDIO_SECONDS of padded audio.
 """
@@ -22,9 +27,15 @@ from pathlib import Path
 import numpy as np
 
 from asr.audio import load_audio, resample
-from asr.decoding import DEFAULT_ALPHA, DEFAULT_BEAM, DEFAULT_BETA
-from asr.recognize import BATCH_AUDIO_SECONDS, Recognizer, align_words, make_decoder
-from asr.transcript import MAX_CHUNK_S, Transcript, find_chunks, make_transcript, segment_of
+from asr.decoding import DEFAULT_ALPHA, DEFAULT_BEAM, DEFAULT_BETA, make_decoder
+from asr.transcript import (
+    BATCH_AUDIO_SECONDS,
+    MAX_CHUNK_S,
+    Transcript,
+    find_chunks,
+    make_transcript,
+    segment_of,
+)
 
 MIN_PIECE_S = 0.05  # a chunk of a long recording shorter than this is not decoded
 
@@ -35,11 +46,14 @@ class Transcriber:
     """Audio -> `Transcript` (text, words with times and confidences), with one model and one
     decoder.
 
-    recognizer: features + acoustic model (asr.recognize.Recognizer); decoder: any decoder of
-    asr.decoding (`(log_probs [B, T', V], out_lens [B]) -> hypotheses`); max_chunk_s: the
-    longest piece decoded at once, in seconds."""
+    recognizer: features + acoustic model, asr.recognize.Recognizer (PyTorch) or
+    asr.onnx_transcribe.OnnxRecognizer (ONNX Runtime), which both give `log_probs(waves)`,
+    `align_words(...)`, `tokens`, `text_norm`, `sample_rate`, `window_samples` and
+    `seconds_per_output_frame`; decoder: any decoder of asr.decoding (`(log_probs [B, T', V],
+    out_lens [B]) -> hypotheses`); max_chunk_s: the longest piece decoded at once, in
+    seconds."""
 
-    def __init__(self, recognizer: Recognizer, decoder, max_chunk_s: float = MAX_CHUNK_S):
+    def __init__(self, recognizer, decoder, max_chunk_s: float = MAX_CHUNK_S):
         self.recognizer = recognizer
         self.decoder = decoder
         self.max_chunk_s = max_chunk_s
@@ -93,9 +107,8 @@ class Transcriber:
             hyps = self.decoder(log_probs, out_lens)
             for b, (i, start, _) in enumerate(batch):
                 tokens = list(hyps[b][0].tokens) if hyps[b] else []
-                words[i, start] = align_words(log_probs[b, : out_lens[b]], tokens,
-                                              self.recognizer.tokens,
-                                              self.recognizer.seconds_per_output_frame, start / sr)
+                words[i, start] = self.recognizer.align_words(
+                    log_probs[b, : int(out_lens[b])], tokens, start / sr)  # (T'_b, V)
         transcripts = []
         for i, wave in enumerate(waves):
             segments = [segment_of(words[i, start]) for j, start, _ in pieces
@@ -108,7 +121,7 @@ class Transcriber:
         it fits in one chunk (silence and all, as `asr decode` and training see a corpus file:
         cutting the silence off would change what utterance CMN subtracts), else its chunks cut
         at pauses; none when there is no speech or too little audio for one feature frame."""
-        sr, window = self.sample_rate, self.recognizer.feature_config.window_samples
+        sr, window = self.sample_rate, self.recognizer.window_samples
         chunks = find_chunks(wave, sr, self.max_chunk_s)  # [] when there is no speech at all
         if chunks and len(wave) <= self.max_chunk_s * sr:
             return [(0, len(wave))] if len(wave) >= window else []
@@ -132,17 +145,27 @@ def load(checkpoint: str | Path, lm: str | Path | None = None, decoder: str | No
          beam: int = DEFAULT_BEAM, alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA,
          hotwords: Iterable[str | tuple[str, float]] = (), device: str = "auto",
          max_chunk_s: float = MAX_CHUNK_S) -> Transcriber:
-    """A checkpoint (.pt) ready to transcribe.
+    """A checkpoint (.pt, run on PyTorch) or an exported ONNX model (.onnx, run on ONNX Runtime
+    without importing torch) ready to transcribe.
 
     lm: an ARPA word n-gram for shallow fusion; decoder: "greedy" or "beam" (default: "beam"
     with an LM or hotwords, else "greedy"); beam, alpha, beta: beam width, LM weight and word
     bonus (asr.decoding's defaults); hotwords: words to bias the beam search towards, each
     `WORD`, `WORD:WEIGHT` or (word, weight), normalised as the training transcripts were;
     device: "auto" (CUDA when there is one), "cpu" or "cuda". ValueError for an LM or hotwords
-    with the greedy decoder; asr.checkpoint.CheckpointError for a file that is not a checkpoint.
+    with the greedy decoder; asr.checkpoint.CheckpointError for a file that is not a checkpoint
+    (a TorchScript export among them), asr.onnx_transcribe.OnnxModelError for an .onnx file
+    that is not an export.
     """
     hotwords = tuple(hotwords)
-    recognizer = Recognizer.from_checkpoint(checkpoint, device)
+    if Path(checkpoint).suffix.lower() == ".onnx":
+        from asr.onnx_transcribe import OnnxRecognizer
+
+        recognizer = OnnxRecognizer(checkpoint, device)
+    else:
+        from asr.recognize import Recognizer
+
+        recognizer = Recognizer.from_checkpoint(checkpoint, device)
     kind = decoder or ("beam" if lm or hotwords else "greedy")
     return Transcriber(recognizer, make_decoder(recognizer.tokens, kind, beam,
                                                 str(lm) if lm else None, alpha, beta,

@@ -14,7 +14,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "features": ("data_prep.extract", "extract fbank/MFCC features (+ CMVN) for a data dir"),
     "train": ("asr.train", "train a BiLSTM-CTC model"),
     "decode": ("asr.recognize", "decode a data dir with a checkpoint and score it"),
-    "transcribe": ("asr.transcribe", "transcribe audio files with a checkpoint"),
+    "transcribe": ("asr.transcript", "transcribe audio files with a checkpoint or ONNX model"),
     "score": ("asr.scoring", "score a hypothesis file against a reference (WER/CER)"),
     "lm": ("asr.lm", "train a word n-gram LM (modified Kneser-Ney) and write ARPA"),
     "tune-lm": ("asr.recognize", "grid-search LM weight and word bonus on a dev set"),
@@ -23,20 +23,6 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "export": ("asr.export", "export a checkpoint's model as TorchScript or ONNX"),
     "info": ("asr.card", "print the model card of a checkpoint or exported model"),
 }
-# `asr transcribe --checkpoint MODEL.onnx` runs here instead: ONNX Runtime, no torch imported
-ONNX_TRANSCRIBE = "asr.onnx_transcribe"
-
-
-def module_for(name: str, argv: list[str]) -> str:
-    """The module of subcommand `name`; transcribe of an .onnx model has its own."""
-    module_name = SUBCOMMANDS[name][0]
-    if name == "transcribe":
-        for i, arg in enumerate(argv):
-            value = arg.split("=", 1)[1] if arg.startswith("--checkpoint=") else (
-                argv[i + 1] if arg == "--checkpoint" and i + 1 < len(argv) else "")
-            if value.lower().endswith(".onnx"):
-                return ONNX_TRANSCRIBE
-    return module_name
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
@@ -49,8 +35,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     for name, (_, help_text) in SUBCOMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if chosen in (None, name):
-            module_name = module_for(name, argv or [])
-            module = importlib.import_module(module_name)
+            module_name = SUBCOMMANDS[name][0]  # transcribe: asr.transcript, no torch until
+            module = importlib.import_module(module_name)  # a checkpoint (.pt) is loaded
             adder = getattr(module, f"add_{name.replace('-', '_')}_arguments", None)
             (adder or module.add_arguments)(p)
             p.set_defaults(_module=module_name)

@@ -1,43 +1,41 @@
-"""`asr transcribe --checkpoint MODEL.onnx`: the same transcripts from a model that `asr export`
-wrote, run by ONNX Runtime, with no torch in the process.
+"""`asr transcribe --checkpoint MODEL.onnx` and `asr.load("MODEL.onnx")`: the same transcripts
+from a model that `asr export` wrote, run by ONNX Runtime, with no torch in the process.
 
 audio (asr.audio) -> features in numpy (asr.features_numpy) -> ONNX Runtime (CMVN and the
-network) -> greedy decoding and a CTC forced alignment in numpy (below) -> words, times,
-confidences and the output formats of asr.transcript. Importing torch takes most of the
-PyTorch path's time and memory for one file, so nothing here may import it (tests/test_export.py
-checks). The beam search and LM (numba, asr.decoding) are not offered here.
+network) -> the decoders of asr.decoding (greedy, or the beam search with an n-gram LM and
+hotwords), as on the PyTorch path -> a CTC forced alignment in numpy (below) -> words, times,
+confidences and the output formats of asr.transcript. `OnnxRecognizer` is the twin of
+asr.recognize.Recognizer that asr.api.Transcriber runs. Importing torch takes most of the
+PyTorch path's time and memory for one file, so nothing here may import it, and greedy decoding
+imports no numba either (tests/test_export.py checks).
 
-Python use:
+Python use (asr/api.py):
 
-    recognizer = OnnxRecognizer("model.onnx")
-    print(recognizer.transcribe_file("speech.flac").text)
+    model = asr.load("model.onnx", lm="lm.arpa")
+    print(model.transcribe("speech.flac").text)
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from asr import features_numpy
-from asr.audio import AudioError, load_audio
+from asr.config import from_dict
+from asr.text import TextNormConfig
 from asr.transcript import (
     MAX_CHUNK_S,
     Transcript,
-    TranscriptWriter,
-    add_arguments,  # noqa: F401 - the command line of asr transcribe
-    find_chunks,
-    make_transcript,
-    segment_of,
+    Word,
+    run,  # noqa: F401 - `asr transcribe`, as it was offered here before
     words_from_alignment,
 )
 
 BLANK_ID = 0
 METADATA_KEY = "asr"  # asr.export.METADATA_KEY (that module imports torch)
-MIN_PIECE_S = 0.05  # chunks shorter than this are skipped, as in asr.transcribe
 
 
 class OnnxModelError(RuntimeError):
@@ -45,15 +43,7 @@ class OnnxModelError(RuntimeError):
 
 
 # ---------------------------------------------------------------------------------------------
-# Decoding and alignment in numpy
-
-
-def greedy_tokens(log_probs: np.ndarray) -> list[int]:
-    """log_probs [T', V] -> the best path's tokens: argmax per frame, repeats collapsed, blanks
-    dropped (asr.decoding.GreedyDecoder)."""
-    ids = log_probs.argmax(-1)
-    emitted = (ids != np.concatenate([[-1], ids[:-1]])) & (ids != BLANK_ID)
-    return ids[emitted].tolist()
+# Alignment in numpy
 
 
 def forced_align(log_probs: np.ndarray, token_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
@@ -137,15 +127,27 @@ class OnnxRecognizer:
         self.tokens: list[str] = self.metadata["tokens"]
         self.feature_config: dict[str, Any] = self.metadata["feature_config"]
         self.seconds_per_output_frame: float = self.metadata["seconds_per_output_frame"]
+        norm = self.metadata.get("text_norm")  # None: the checkpoint predates it
+        self.text_norm = None if norm is None else from_dict(TextNormConfig, norm,
+                                                             f"{path}: text_norm")
 
     @property
     def sample_rate(self) -> int:
         return int(features_numpy.settings(self.feature_config)["sample_rate"])
 
+    @property
+    def window_samples(self) -> int:
+        """The shortest audio that gives a feature frame."""
+        return int(features_numpy.settings(self.feature_config)["window_samples"])
+
+    def features(self, wave: np.ndarray) -> np.ndarray:
+        """wave [N] at `sample_rate` -> the model's input features [T, F] (before CMVN)."""
+        return features_numpy.compute_features(wave, self.feature_config)
+
     def log_probs(self, waves: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """waves: B float32 arrays [N_b] at `sample_rate` -> (log_probs [B, T', V],
         out_lens [B])."""
-        feats = [features_numpy.compute_features(w, self.feature_config) for w in waves]
+        feats = [self.features(w) for w in waves]
         feat_lens = np.array([len(f) for f in feats], dtype=np.int64)
         batch = np.zeros((len(feats), int(feat_lens.max()), feats[0].shape[1]), np.float32)
         for b, f in enumerate(feats):
@@ -153,72 +155,27 @@ class OnnxRecognizer:
         log_probs, out_lens = self.session.run(None, {"feats": batch, "feat_lens": feat_lens})
         return log_probs, out_lens
 
+    def align_words(self, log_probs: np.ndarray, token_ids: list[int],
+                    offset: float = 0.0) -> list[Word]:
+        """log_probs [T', V] of one piece and its decoded tokens -> its words, timed from
+        `offset` seconds (as asr.recognize.align_words, with the numpy `forced_align`)."""
+        if not token_ids:
+            return []
+        labels, scores = forced_align(log_probs, token_ids)
+        return words_from_alignment(labels, scores, token_ids, self.tokens,
+                                    self.seconds_per_output_frame, offset)
+
     def transcribe(self, wave: np.ndarray, path: str = "",
                    max_chunk_s: float = MAX_CHUNK_S) -> Transcript:
-        """wave [N] at `sample_rate` -> its transcript, as asr.transcribe.transcribe_wave with
-        the greedy decoder: a wave that fits in one chunk decoded whole, a longer one cut at
-        silences, each chunk decoded and aligned alone."""
-        sr = self.sample_rate
-        window = features_numpy.settings(self.feature_config)["window_samples"]
-        segments = []
-        chunks = find_chunks(wave, sr, max_chunk_s)  # [] when there is no speech at all
-        min_samples = max(window, int(MIN_PIECE_S * sr))
-        if chunks and len(wave) <= max_chunk_s * sr:  # one piece: decoded whole, as asr decode
-            chunks, min_samples = [(0, len(wave))], window
-        for start, end in chunks:
-            piece = wave[start:end]
-            if len(piece) < min_samples:
-                continue
-            log_probs, out_lens = self.log_probs([piece])
-            frames = log_probs[0, : int(out_lens[0])]  # (T', V) of this chunk
-            token_ids = greedy_tokens(frames)
-            if not token_ids:
-                continue
-            labels, scores = forced_align(frames, token_ids)
-            words = words_from_alignment(labels, scores, token_ids, self.tokens,
-                                         self.seconds_per_output_frame, start / sr)
-            if words:
-                segments.append(segment_of(words))
-        return make_transcript(path, wave, sr, segments)
+        """wave [N] at `sample_rate` -> its greedy transcript (asr.load gives the other
+        decoders)."""
+        from asr.api import Transcriber
+        from asr.decoding import GreedyDecoder
+
+        transcriber = Transcriber(self, GreedyDecoder(self.tokens), max_chunk_s)
+        return transcriber.transcribe_waves([wave], [path])[0]
 
     def transcribe_file(self, path: str, max_chunk_s: float = MAX_CHUNK_S) -> Transcript:
+        from asr.audio import load_audio
+
         return self.transcribe(load_audio(path, self.sample_rate), path, max_chunk_s)
-
-
-# ---------------------------------------------------------------------------------------------
-# Command line (asr.cli sends `asr transcribe --checkpoint X.onnx` here)
-
-
-def refuse(args) -> str | None:
-    """Why these arguments need the PyTorch back end, if they do."""
-    if args.decoder != "greedy" or args.lm:
-        return "the ONNX back end decodes greedily; --decoder beam and --lm need a checkpoint (.pt)"
-    if args.plot:
-        return "--plot needs a checkpoint (.pt)"
-    return None
-
-
-def run(args) -> int:
-    reason = refuse(args)
-    if reason:
-        print(f"asr transcribe: {reason}", file=sys.stderr)
-        return 2
-    try:
-        recognizer = OnnxRecognizer(args.checkpoint, args.device)
-    except OnnxModelError as e:
-        print(f"asr transcribe: {e}", file=sys.stderr)
-        return 2
-    writer = TranscriptWriter(args.files, args.out, args.format)
-    failures = 0
-    for path in args.files:
-        try:
-            result = recognizer.transcribe_file(path, args.max_chunk)
-        except AudioError as e:
-            print(f"asr transcribe: {e}", file=sys.stderr)
-            failures += 1
-            continue
-        writer.write(path, result)
-    if failures:
-        print(f"asr transcribe: {failures} of {len(args.files)} file(s) could not be read",
-              file=sys.stderr)
-    return 1 if failures else 0

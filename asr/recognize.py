@@ -30,26 +30,25 @@ from asr.audio import AudioError, audio_info, load_audio
 from asr.checkpoint import CheckpointError, load_checkpoint
 from asr.config import from_dict
 from asr.datadir import Utterance, read_data_dir
-from asr.decoding import (
-    DEFAULT_ALPHA,
+from asr.decoding import (  # noqa: F401 - the decoder options, also offered here as before
     DEFAULT_BEAM,
-    DEFAULT_BETA,
+    FOREIGN_SHARE_WARN,
     BeamSearchDecoder,
     BeamSearchOptions,
-    GreedyDecoder,
     Hypothesis,
-    parse_hotword,
+    add_beam_arguments,
+    check_lm_arguments,
+    hotword_type,
+    load_lm,
+    make_decoder,
+    normalize_hotwords,
 )
 from asr.features import FeatureConfig, compute_features
 from asr.model import CTCModel, ModelConfig, flush_denormals
 from asr.outputs import format_ctm, format_nbest
 from asr.scoring import format_report, score
-from asr.text import WORD_SEP, TextNormConfig, normalize_text
-from asr.transcript import Word, words_from_alignment
-
-BATCH_AUDIO_SECONDS = 120.0  # audio per forward pass when decoding many files (with padding)
-FOREIGN_SHARE_WARN = 0.5  # warn when this share of reference characters or LM words cannot be
-# spelled with the model's tokens
+from asr.text import TextNormConfig, normalize_text
+from asr.transcript import BATCH_AUDIO_SECONDS, Word, words_from_alignment
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -95,6 +94,25 @@ class Recognizer:
         """Time between two model output frames (feature hop times subsampling)."""
         return self.feature_config.frame_shift_ms / 1000 * self.model.cfg.subsample
 
+    @property
+    def window_samples(self) -> int:
+        """The shortest audio that gives a feature frame."""
+        return self.feature_config.window_samples
+
+    def align_words(self, log_probs: torch.Tensor, token_ids: list[int],
+                    offset: float = 0.0) -> list[Word]:
+        """log_probs [T', V] of one piece and its decoded tokens -> its words, timed from
+        `offset` seconds (`align_words` below)."""
+        return align_words(log_probs, token_ids, self.tokens, self.seconds_per_output_frame,
+                           offset)
+
+    @torch.no_grad()
+    def features(self, wave: np.ndarray) -> np.ndarray:
+        """wave [N] at `sample_rate` -> the model's input features [T, F] (before CMVN)."""
+        w = torch.from_numpy(np.asarray(wave, dtype=np.float32))[None]  # (N,) -> (1, N)
+        feats, _ = compute_features(w, torch.tensor([w.shape[1]]), self.feature_config)
+        return feats[0].numpy()
+
     @torch.no_grad()
     def log_probs(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """waves: B float32 arrays [N_b] at `sample_rate` ->
@@ -110,83 +128,11 @@ class Recognizer:
         return log_probs.cpu(), out_lens.cpu()
 
 
-def check_lm_arguments(args) -> str | None:
-    """Why the decoder options cannot be used as asked (None: they can): only the beam decoder
-    reads an LM, biases hotwords and keeps an N-best list."""
-    if args.decoder == "beam":
-        return None
-    for option, used in (("--lm", getattr(args, "lm", None)),
-                         ("--hotword", getattr(args, "hotword", None)),
-                         ("--nbest", getattr(args, "nbest", None))):
-        if used:
-            return f"{option} needs --decoder beam (the greedy decoder cannot use it)"
-    return None
-
-
-def hotword_type(spec: str) -> tuple[str, float]:
-    """argparse `type` of --hotword: `WORD` or `WORD:WEIGHT` (asr.decoding.parse_hotword), its
-    error message shown as argparse's."""
-    try:
-        return parse_hotword(spec)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
 def positive_int(value: str) -> int:
     n = int(value)
     if n < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
     return n
-
-
-def normalize_hotwords(hotwords, text_norm: TextNormConfig | None
-                       ) -> tuple[tuple[str, float], ...]:
-    """Hotwords, each `WORD`, `WORD:WEIGHT` or (word, weight) -> (word, weight) pairs, the words
-    normalised as the training transcripts were (ValueError for one that is not a word)."""
-    pairs = []
-    for hotword in hotwords:
-        word, weight = parse_hotword(hotword) if isinstance(hotword, str) else hotword
-        pairs.append((word if text_norm is None else normalize_text(word, text_norm),
-                      float(weight)))
-    return tuple(pairs)
-
-
-def load_lm(path: str | Path, tokens: list[str], text_norm: TextNormConfig | None = None):
-    """An ARPA LM with its words normalised as the training transcripts were; a warning on
-    stderr when most of its words still hold characters outside the tokens (such words can
-    never be spelled: the LM was built from text normalised another way)."""
-    from asr.lm import NgramLM
-
-    lm = NgramLM.read_arpa(path)
-    if text_norm is not None:
-        lm = lm.map_words(lambda w: normalize_text(w, text_norm))
-    n_words = sum(w not in ("<s>", "</s>", "<unk>") for w in lm.vocab)
-    outside = lm.words_outside(t for t in tokens[1:] if t != WORD_SEP)
-    if n_words and len(outside) >= FOREIGN_SHARE_WARN * n_words:
-        print(f"warning: {path}: {len(outside)} of the LM's {n_words} words hold characters "
-              f"outside the model's tokens (e.g. {', '.join(outside[:3])}); was it built from "
-              "text normalised otherwise than the training transcripts?", file=sys.stderr)
-    return lm
-
-
-def make_decoder(tokens, kind: str, beam: int = DEFAULT_BEAM, lm_path: str | None = None,
-                 alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA,
-                 text_norm: TextNormConfig | None = None, hotwords=(), n_best: int = 1):
-    """The decoder `kind` ("greedy" or "beam"); hotwords as `normalize_hotwords` takes them.
-    ValueError for what the greedy decoder cannot do (an LM, hotwords, n_best > 1) and for a
-    hotword the tokens cannot spell."""
-    hotwords = normalize_hotwords(hotwords, text_norm)
-    if kind == "greedy":
-        if lm_path or hotwords or n_best > 1:
-            raise ValueError("an LM, hotwords and N-best lists need the beam decoder (the "
-                             "greedy decoder cannot use them)")
-        return GreedyDecoder(tokens)
-    if kind != "beam":
-        raise ValueError(f"decoder {kind!r}: expected 'greedy' or 'beam'")
-    lm = load_lm(lm_path, tokens, text_norm) if lm_path else None
-    options = BeamSearchOptions(beam_width=beam, n_best=n_best, alpha=alpha if lm else 0.0,
-                                beta=beta if lm else 0.0, hotwords=hotwords)
-    return BeamSearchDecoder(tokens, options, lm=lm)
 
 
 def align_words(log_probs: torch.Tensor, token_ids: list[int], tokens: list[str],
@@ -481,21 +427,6 @@ def add_decode_arguments(parser: argparse.ArgumentParser) -> None:
 def hotwords_of(decoder) -> tuple[tuple[str, float], ...]:
     """The (normalised) hotwords a decoder biases towards."""
     return decoder.options.hotwords if isinstance(decoder, BeamSearchDecoder) else ()
-
-
-def add_beam_arguments(parser: argparse.ArgumentParser) -> None:
-    """--beam, --lm, --alpha, --beta and --hotword, as `asr decode` and `asr transcribe` take
-    them (defaults from asr.decoding)."""
-    parser.add_argument("--beam", type=int, default=DEFAULT_BEAM,
-                        help="beam width (default %(default)s)")
-    parser.add_argument("--lm", help="ARPA word n-gram for shallow fusion (beam only)")
-    parser.add_argument("--alpha", type=float, default=DEFAULT_ALPHA,
-                        help="LM weight (default %(default)s)")
-    parser.add_argument("--beta", type=float, default=DEFAULT_BETA,
-                        help="word insertion bonus with an LM (default %(default)s)")
-    parser.add_argument("--hotword", type=hotword_type, action="append", default=[],
-                        metavar="WORD[:WEIGHT]", help="bias the beam search towards WORD "
-                        "(natural-log WEIGHT when it ends; repeatable; beam only)")
 
 
 def run_decode(args) -> int:

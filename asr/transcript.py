@@ -1,7 +1,7 @@
 """Transcripts of long recordings, in numpy alone: cutting at silences, words and times from a CTC
-alignment, the output formats and the command line of `asr transcribe`. Shared by its PyTorch
-back end (asr/transcribe.py) and its ONNX Runtime one (asr/onnx_transcribe.py, which must not
-import torch).
+alignment, the output formats, the command line of `asr transcribe` and its loop over the files.
+Shared by its PyTorch back end (asr/transcribe.py) and its ONNX Runtime one
+(asr/onnx_transcribe.py, which must not import torch).
 """
 
 from __future__ import annotations
@@ -15,7 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
+from asr.audio import AudioError, load_audio
+from asr.decoding import add_beam_arguments, check_lm_arguments
+
 MAX_CHUNK_S = 20.0  # longest piece decoded at once
+BATCH_AUDIO_SECONDS = 120.0  # audio per forward pass when decoding many files (with padding)
 MIN_SILENCE_S = 0.3  # a pause at least this long is a place to cut
 ENERGY_FRAME_S = 0.02  # frame of the silence detector
 SILENCE_DB = -35.0  # frames this far below the loud frames (95th percentile) count as silence
@@ -256,28 +260,63 @@ def output_names(files: list[str]) -> dict[str, Path]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Command line of `asr transcribe` (both back ends)
+# Alignment picture
 
 
-def add_arguments(parser: argparse.ArgumentParser, beam: int | None = None,
-                  alpha: float | None = None, beta: float | None = None) -> None:
-    """The command line of `asr transcribe`; beam, alpha, beta: the defaults of --beam, --alpha
-    and --beta (asr.decoding's, which the PyTorch back end passes: this module imports no torch;
-    the ONNX one decodes greedily and uses none of them)."""
+def plot_alignment(recognizer, decoder, wave: np.ndarray, png: Path, title: str = "") -> None:
+    """Log-mel spectrogram with the CTC posteriors below it and the emitted characters at the
+    frames where the decoder emitted them (first 20 s); `recognizer` of either back end
+    (asr.api.Transcriber's), wave [N] at its rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sr = recognizer.sample_rate
+    wave = wave[: int(20 * sr)]
+    feats = recognizer.features(wave)  # (T, F)
+    log_probs, out_lens = recognizer.log_probs([wave])  # (1, T', V), (1,)
+    hyp = decoder(log_probs, out_lens)[0][0]
+    probs = np.exp(np.asarray(log_probs[0, : int(out_lens[0])], dtype=np.float64))  # (T', V)
+    dur = len(wave) / sr
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(12, 5.5), sharex=True,
+                                   gridspec_kw={"height_ratios": [3, 2]})
+    ax1.imshow(feats.T, origin="lower", aspect="auto", cmap="magma",
+               extent=(0, dur, 0, feats.shape[-1]))
+    ax1.set(ylabel="mel bin", title=title or "log-mel filterbank and CTC emissions")
+    step = recognizer.seconds_per_output_frame
+    times = (np.arange(probs.shape[0]) + 0.5) * step
+    ax2.plot(times, probs[:, 0], color="0.7", lw=1, label="blank")
+    ax2.plot(times, probs[:, 1:].max(axis=1), color="tab:blue", lw=1, label="best non-blank")
+    for tok, fr in zip(hyp.tokens, hyp.frames):
+        ch = recognizer.tokens[tok]
+        x = (fr + 0.5) * step
+        ax1.axvline(x, color="white", lw=0.5, alpha=0.5)
+        ax1.text(x, feats.shape[-1] * 0.92, "␣" if ch == "|" else ch, color="white",
+                 ha="center", fontsize=9, fontweight="bold")
+    ax2.set(xlabel="time (s)", ylabel="posterior", ylim=(0, 1.05))
+    ax2.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line of `asr transcribe` (both back ends; asr.cli runs it here)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command line of `asr transcribe`, the same for both back ends (the decoder options
+    and their defaults from asr.decoding, which imports no torch)."""
     parser.add_argument("files", nargs="+", metavar="FILE",
                         help="audio files (any format and rate)")
     parser.add_argument("--checkpoint", required=True,
                         help="a checkpoint (.pt) or an exported ONNX model (.onnx, run with "
-                        "ONNX Runtime, greedy decoding, no torch)")
+                        "ONNX Runtime, no torch)")
     parser.add_argument("--format", choices=["text", "json", "srt"], default="text")
     parser.add_argument("--out", help="directory for one output file per input (default: stdout)")
     parser.add_argument("--decoder", choices=["greedy", "beam"], default="greedy")
-    parser.add_argument("--beam", type=int, default=beam, help="beam width (default %(default)s)")
-    parser.add_argument("--lm", help="ARPA LM for the beam decoder")
-    parser.add_argument("--alpha", type=float, default=alpha,
-                        help="LM weight (default %(default)s)")
-    parser.add_argument("--beta", type=float, default=beta,
-                        help="word bonus with an LM (default %(default)s)")
+    add_beam_arguments(parser)
     parser.add_argument("--max-chunk", type=float, default=MAX_CHUNK_S,
                         help=f"longest piece decoded at once, seconds (default {MAX_CHUNK_S})")
     parser.add_argument("--plot", metavar="PNG", help="save a spectrogram with the alignment of "
@@ -311,3 +350,51 @@ class TranscriptWriter:
         target = self.out_dir / name.parent / (name.name + FORMAT_SUFFIX[self.fmt])
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text + "\n")
+
+
+def write_transcripts(transcriber, args, plot=None) -> int:
+    """`asr transcribe` of args.files with either back end (`transcriber`: asr.api.Transcriber):
+    each file read at the model's rate, transcribed and written by a TranscriptWriter; an
+    unreadable one is said on stderr and skipped. plot(wave, path) is called with the first file
+    when it could be read (--plot). -> the exit status: 1 when a file could not be read."""
+    writer = TranscriptWriter(args.files, args.out, args.format)
+    failures = 0
+    for i, path in enumerate(args.files):
+        try:
+            wave = load_audio(path, transcriber.sample_rate)
+        except AudioError as e:
+            print(f"asr transcribe: {e}", file=sys.stderr)
+            failures += 1
+            continue
+        writer.write(path, transcriber.transcribe_waves([wave], [path])[0])
+        if plot is not None and i == 0:
+            plot(wave, path)
+    if failures:
+        print(f"asr transcribe: {failures} of {len(args.files)} file(s) could not be read",
+              file=sys.stderr)
+    return 1 if failures else 0
+
+
+def run(args) -> int:
+    """`asr transcribe` with either back end: asr.api.load picks it by the model file (.onnx:
+    ONNX Runtime, no torch imported; else a checkpoint, on PyTorch). A model file that cannot
+    be used raises its back end's error (asr.checkpoint.CheckpointError,
+    asr.onnx_transcribe.OnnxModelError), which asr.cli reports in one line."""
+    from asr.api import load  # asr.api imports this module
+
+    problem = check_lm_arguments(args)
+    if problem:
+        print(f"asr transcribe: {problem}", file=sys.stderr)
+        return 2
+    try:
+        transcriber = load(args.checkpoint, args.lm, args.decoder, args.beam, args.alpha,
+                           args.beta, args.hotword, args.device, args.max_chunk)
+    except ValueError as e:  # a hotword the tokens cannot spell
+        print(f"asr transcribe: {e}", file=sys.stderr)
+        return 2
+
+    def plot(wave: np.ndarray, path: str) -> None:  # --plot
+        plot_alignment(transcriber.recognizer, transcriber.decoder, wave, Path(args.plot),
+                       Path(path).name)
+
+    return write_transcripts(transcriber, args, plot if args.plot else None)

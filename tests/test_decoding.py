@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from asr.beam_search import _heap_push
 from asr.decoding import (
     DEFAULT_ALPHA,
     DEFAULT_BEAM,
@@ -20,7 +21,6 @@ from asr.decoding import (
     BeamSearchDecoder,
     BeamSearchOptions,
     GreedyDecoder,
-    _heap_push,
     ids_to_text,
 )
 from asr.lm import train_ngram

@@ -1,6 +1,7 @@
 """`asr export` and the torch-free ONNX path: exported models give PyTorch's outputs for batches
-of different lengths; the numpy features, greedy decoding and forced alignment equal their torch
-twins; `asr transcribe --checkpoint X.onnx` writes what the checkpoint writes, without torch."""
+of different lengths; the numpy features and forced alignment equal their torch twins;
+`asr transcribe --checkpoint X.onnx` and `asr.load("X.onnx")` give what the checkpoint gives,
+greedy and with beam search + LM + hotwords, without torch."""
 
 import json
 import subprocess
@@ -13,14 +14,17 @@ import torch
 import torchaudio.functional as AF
 from helpers_train import ROOT, SR, run_asr, tone_wave
 
+import asr
 from asr import features_numpy
 from asr.checkpoint import save_checkpoint
 from asr.config import to_dict
+from asr.datadir import read_data_dir
 from asr.decoding import GreedyDecoder
 from asr.export import export, load_torchscript
 from asr.features import FeatureConfig, compute_features, compute_features_single
+from asr.lm import train_ngram
 from asr.model import CTCModel, ModelConfig
-from asr.onnx_transcribe import OnnxRecognizer, forced_align, greedy_tokens
+from asr.onnx_transcribe import OnnxRecognizer, forced_align
 
 ort = pytest.importorskip("onnxruntime")  # the [onnx] extra; CI installs it with [test]
 pytest.importorskip("onnx")
@@ -34,7 +38,7 @@ def random_checkpoint(path, **model_overrides):
     torch.manual_seed(0)
     feature_config = FeatureConfig(num_mel_bins=40)
     cfg = ModelConfig(num_features=feature_config.num_features, hidden_size=32, num_layers=2,
-                      conv_channels=4, **model_overrides)
+                      conv_channels=4, **{"subsample": 4, **model_overrides})
     model = CTCModel(cfg, len(TOKENS))
     model.cmvn.set_stats(torch.randn(cfg.num_features) - 5, torch.rand(cfg.num_features) + 0.5)
     save_checkpoint({"model": model.state_dict(), "model_config": to_dict(cfg),
@@ -127,7 +131,8 @@ def test_numpy_forced_align_equals_torchaudio(seed):
     log_probs = torch.from_numpy(rng.standard_normal((T, V)).astype(np.float32) * 3)
     log_probs = log_probs.log_softmax(-1)
     # the greedy tokens (always alignable) and a sequence with repeats, as transcribe aligns
-    targets = [greedy_tokens(log_probs.numpy()), [1, 1, 2, 3, 3][: max(1, T // 4)]]
+    greedy = GreedyDecoder(["<blank>", *"abcde"])(log_probs[None], [T])[0][0]  # V = 6
+    targets = [list(greedy.tokens), [1, 1, 2, 3, 3][: max(1, T // 4)]]
     for token_ids in targets:
         if not token_ids:
             continue
@@ -143,15 +148,6 @@ def test_forced_align_by_hand():
     lp = np.log(np.array([[0.1, 0.9], [0.2, 0.8], [0.7, 0.3], [0.1, 0.9]], np.float32))
     labels, _ = forced_align(lp, [1, 1])
     assert labels.tolist() == [1, 1, 0, 1]
-
-
-def test_numpy_greedy_equals_greedy_decoder():
-    rng = np.random.default_rng(3)
-    log_probs = torch.from_numpy(rng.standard_normal((40, len(TOKENS))).astype(np.float32))
-    log_probs = log_probs.log_softmax(-1)
-    want = GreedyDecoder(TOKENS)(log_probs[None], torch.tensor([40]))[0][0].tokens
-    assert greedy_tokens(log_probs.numpy()) == list(want)
-    assert greedy_tokens(np.log(np.eye(3)[[1, 1, 0, 1, 2, 2]] + 1e-9)) == [1, 1, 2]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -190,27 +186,88 @@ def test_onnx_transcribe_writes_what_the_checkpoint_writes(tone_model, exported,
     assert text_onnx == text_pt
 
 
-def test_onnx_transcribe_imports_no_torch(exported, tmp_path):
-    wav = tmp_path / "a.wav"
+def test_onnx_transcribe_imports_no_torch(exported, lm_arpa, tmp_path):
+    """Greedy: neither torch nor numba; beam search + LM + hotword + --plot: no torch."""
+    wav, png = tmp_path / "a.wav", tmp_path / "a.png"
     sf.write(wav, tone_wave("CAB", seed=5), SR)
+    beam = ["--decoder", "beam", "--lm", str(lm_arpa), "--hotword", "CAB", "--plot", str(png)]
     code = ("import sys\nfrom asr.cli import main\n"
             f"status = main(['transcribe', '--checkpoint', {str(exported)!r}, {str(wav)!r}])\n"
             "heavy = sorted(m for m in ('torch', 'torchaudio', 'numba', 'librosa') "
             "if m in sys.modules)\n"
-            "print('HEAVY', heavy)\nsys.exit(status)\n")
+            "print('GREEDY', heavy)\n"
+            f"status |= main(['transcribe', '--checkpoint', {str(exported)!r}, {str(wav)!r}, "
+            f"*{beam!r}])\n"
+            "heavy = sorted(m for m in ('torch', 'torchaudio', 'librosa') if m in sys.modules)\n"
+            "print('BEAM', heavy, 'numba' in sys.modules)\nsys.exit(status)\n")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    assert "HEAVY []" in proc.stdout
+    assert "GREEDY []" in proc.stdout
+    assert "BEAM [] True" in proc.stdout  # the beam search (numba) ran, torch was never needed
+    assert png.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_onnx_transcribe_refuses_what_it_cannot_do(exported, tmp_path):
     wav = tmp_path / "a.wav"
     sf.write(wav, tone_wave("CAB", seed=5), SR)
-    proc = run_asr(["transcribe", "--checkpoint", exported, wav, "--decoder", "beam"],
-                   check=False)
-    assert proc.returncode == 2 and "decodes greedily" in proc.stderr
+    proc = run_asr(["transcribe", "--checkpoint", exported, wav, "--lm", "lm.arpa"],
+                   check=False)  # as the checkpoint does: an LM needs the beam decoder
+    assert proc.returncode == 2 and "--lm needs --decoder beam" in proc.stderr
+    proc = run_asr(["transcribe", "--checkpoint", exported, wav, "--decoder", "beam",
+                    "--hotword", "XYZ"], check=False)
+    assert proc.returncode == 2 and "'X' is not a token" in proc.stderr
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a model")
     proc = run_asr(["transcribe", "--checkpoint", bad, wav], check=False)
     assert proc.returncode == 2 and "bad.onnx" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The same words from asr.load and asr transcribe, checkpoint or ONNX, greedy or beam + LM
+
+
+@pytest.fixture(scope="module")
+def lm_arpa(tone_model_corpus, tmp_path_factory):
+    """A bigram LM of the tone model's training transcripts."""
+    path = tmp_path_factory.mktemp("lm") / "lm.arpa"
+    texts = [u.text for u in read_data_dir(tone_model_corpus / "data" / "train")]
+    train_ngram(texts, order=2).write_arpa(path)
+    return path
+
+
+def test_load_onnx_gives_what_load_checkpoint_gives(tone_model, exported, lm_arpa):
+    """asr.load of the .onnx export: the checkpoint's Transcriber on ONNX Runtime, with the same
+    decoders and options, and the same words, greedy and with beam search + LM + hotword; a
+    recording longer than a chunk too."""
+    texts = ["ABC DEED", "CAB BAD ACE", "DAB"]
+    waves = [tone_wave(t, seed=400 + i) for i, t in enumerate(texts)]
+    waves.append(np.concatenate([np.concatenate([w, np.zeros(SR // 2, np.float32)])
+                                 for w in waves]))  # about 6 s: cut into chunks
+    for options in ({}, {"lm": lm_arpa, "hotwords": ["CAB:2"]}):
+        pt = asr.load(tone_model / "best.pt", device="cpu", max_chunk_s=4.0, **options)
+        onnx = asr.load(exported, device="cpu", max_chunk_s=4.0, **options)
+        assert isinstance(onnx.recognizer, OnnxRecognizer) and type(onnx) is type(pt)
+        assert onnx.sample_rate == pt.sample_rate == SR
+        assert type(onnx.decoder) is type(pt.decoder)
+        assert getattr(onnx.decoder, "options", None) == getattr(pt.decoder, "options", None)
+        got, want = onnx.transcribe_batch(waves, SR), pt.transcribe_batch(waves, SR)
+        assert [t.text for t in got] == [t.text for t in want] and all(t.text for t in want)
+        assert len(got[-1].segments) > 1
+        for g, w in zip(got[-1].words, want[-1].words):
+            assert g.word == w.word and g.start == pytest.approx(w.start, abs=0.021)
+    assert onnx.decoder.lm is not None and onnx.decoder.options.hotwords == (("CAB", 2.0),)
+
+
+def test_onnx_transcribe_beam_lm_hotword_writes_what_the_checkpoint_writes(
+        tone_model, exported, lm_arpa, tmp_path):
+    files = []
+    for i, text in enumerate(["ABC DEED", "CAB BAD ACE", "DAB"]):
+        files.append(tmp_path / f"f{i}.wav")
+        sf.write(files[-1], tone_wave(text, seed=500 + i), SR)
+    beam = ["--decoder", "beam", "--beam", "8", "--lm", lm_arpa, "--hotword", "DEED:1.5"]
+    text_pt = run_asr(["transcribe", "--checkpoint", tone_model / "best.pt", *files, *beam])
+    text_onnx = run_asr(["transcribe", "--checkpoint", exported, *files, *beam])
+    assert text_onnx.stdout == text_pt.stdout
+    assert [line.split("\t")[1] != "" for line in text_pt.stdout.splitlines()] == [True] * 3
+
