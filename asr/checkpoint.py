@@ -103,6 +103,10 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not zipfile.is_zipfile(path):
         raise CheckpointError(f"{path}: refused: not a checkpoint (torch.save writes a zip "
                               "archive; this file is not one, and is not unpickled)")
+    if is_torchscript(path):
+        raise CheckpointError(f"{path}: a TorchScript export (asr export --format torchscript), "
+                              "not a checkpoint: pass the training checkpoint (.pt) or the "
+                              "ONNX export (.onnx)")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
@@ -116,6 +120,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(ckpt, dict) or any(k not in ckpt for k in REQUIRED_KEYS):
         raise CheckpointError(f"{path}: not a checkpoint of this toolkit (missing keys)")
     return ckpt
+
+
+def is_torchscript(path: str | Path) -> bool:
+    """Whether a zip archive is TorchScript (`torch.jit.save`: ARCHIVE/code/... and
+    ARCHIVE/constants.pkl), told from its member names alone: nothing in it is unpickled."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile:  # damaged: torch.load says how
+        return False
+    return (any(n.endswith("/constants.pkl") for n in names)
+            and any("/code/" in n for n in names))
 
 
 def _unpickling_detail(error: Exception) -> str:

@@ -1,7 +1,8 @@
 """`asr export` and the torch-free ONNX path: exported models give PyTorch's outputs for batches
 of different lengths; the numpy features and forced alignment equal their torch twins;
 `asr transcribe --checkpoint X.onnx` and `asr.load("X.onnx")` give what the checkpoint gives,
-greedy and with beam search + LM + hotwords, without torch."""
+greedy and with beam search + LM + hotwords, without torch; a TorchScript export passed as a
+checkpoint is refused in one line."""
 
 import json
 import subprocess
@@ -16,7 +17,7 @@ from helpers_train import ROOT, SR, run_asr, tone_wave
 
 import asr
 from asr import features_numpy
-from asr.checkpoint import save_checkpoint
+from asr.checkpoint import CheckpointError, save_checkpoint
 from asr.config import to_dict
 from asr.datadir import read_data_dir
 from asr.decoding import GreedyDecoder
@@ -271,3 +272,18 @@ def test_onnx_transcribe_beam_lm_hotword_writes_what_the_checkpoint_writes(
     assert text_onnx.stdout == text_pt.stdout
     assert [line.split("\t")[1] != "" for line in text_pt.stdout.splitlines()] == [True] * 3
 
+
+def test_torchscript_passed_as_a_checkpoint_is_refused_in_one_line(tmp_path):
+    """A TorchScript export is not unpickled: `asr transcribe` names it and says what to pass."""
+    random_checkpoint(tmp_path / "m.pt")
+    export(tmp_path / "m.pt", "torchscript", tmp_path / "m.ts.pt")
+    wav = tmp_path / "a.wav"
+    sf.write(wav, tone_wave("CAB", seed=5), SR)
+    proc = run_asr(["transcribe", "--checkpoint", tmp_path / "m.ts.pt", wav], check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("asr transcribe:")]
+    assert len(errors) == 1
+    assert all(s in errors[0] for s in (str(tmp_path / "m.ts.pt"), "TorchScript",
+                                        "training checkpoint (.pt)", "(.onnx)"))
+    with pytest.raises(CheckpointError, match="TorchScript"):
+        asr.load(tmp_path / "m.ts.pt")
