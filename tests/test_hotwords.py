@@ -1,5 +1,6 @@
 """Contextual biasing: a hotword the acoustics (or the LM) get wrong is recovered, its partial
-spellings are kept in a narrow beam, and a hotword that is not spoken changes nothing."""
+spellings are kept in a narrow beam, and a hotword that is not spoken changes nothing; the same
+words as pyctcdecode's `hotwords=` at the same weights."""
 
 import math
 
@@ -116,6 +117,42 @@ def test_unspellable_hotword_fails_loudly():
         BeamSearchDecoder(TOKENS, BeamSearchOptions(hotwords=(("Zeta", 3.0),)))
     with pytest.raises(ValueError, match="separator"):
         BeamSearchDecoder(TOKENS, BeamSearchOptions(hotwords=(("ze|ta", 3.0),)))
+
+
+def test_hotwords_agree_with_pyctcdecode():
+    """pyctcdecode's hotwords are the same bias on the same scale: natural log, added once per
+    occurrence of the word, k/n of it to the first k of its n characters (its default weight,
+    10, is twice ours). On SETA, each decoder with its own token pruning, both recover "zeta"
+    from the same weight on (above the acoustic margin ln 0.55/0.35 = 0.45), neither below it,
+    and an unrelated hotword changes neither at either default weight. A hotword one letter
+    away from what was heard ("sea") wins in both when both try the tokens that spell it
+    (token_min_logp -10, ours; pyctcdecode's default of -5 drops them here)."""
+    pyctcdecode = pytest.importorskip("pyctcdecode")
+    from pyctcdecode.constants import DEFAULT_HOTWORD_WEIGHT as THEIR_DEFAULT
+    from pyctcdecode.constants import DEFAULT_MIN_TOKEN_LOGP as THEIR_MIN_LOGP
+
+    theirs = pyctcdecode.build_ctcdecoder(["", " ", *TOKENS[2:]])  # blank "", words " ", no LM
+    ours_min_logp = BeamSearchOptions().token_min_log_prob
+
+    def both(word=None, weight=0.0, min_logp=None):
+        """(pyctcdecode's text, ours) with hotword `word` at `weight`, beam 16."""
+        hotwords = [word] if word else None
+        return (theirs.decode(SETA[0], beam_width=16, hotwords=hotwords, hotword_weight=weight,
+                              token_min_logp=THEIR_MIN_LOGP if min_logp is None else min_logp),
+                _decode(SETA, beam_width=16, hotwords=((word, weight),) if word else (),
+                        token_min_log_prob=ours_min_logp if min_logp is None else min_logp).text)
+
+    heard, meant = ("go to seta now",) * 2, ("go to zeta now",) * 2
+    assert both() == heard
+    assert both("zeta", 0.4) == heard
+    for weight in (0.5, 2.0, DEFAULT_HOTWORD_WEIGHT, THEIR_DEFAULT):
+        assert both("zeta", weight) == meant
+    for word in ("quiz", "big", "tan", "bagel"):
+        for weight in (DEFAULT_HOTWORD_WEIGHT, THEIR_DEFAULT):
+            assert both(word, weight) == heard
+    for weight in (DEFAULT_HOTWORD_WEIGHT, THEIR_DEFAULT):
+        assert both("sea", weight, min_logp=ours_min_logp) == ("go to sea now",) * 2
+        assert both("sea", weight)[0] == "go to seta now"  # pyctcdecode's pruning hides it
 
 
 @settings(max_examples=40, deadline=None)
