@@ -3,12 +3,13 @@ checkpoint, its TorchScript export and its ONNX export (ONNX Runtime, no torch).
 
     python bench/export.py                       # an untrained model of the default size
     python bench/export.py --checkpoint exp/best.pt --threads 1
+    python bench/export.py --lm data/lm/lm.arpa  # beam search + LM (asr.decoding's defaults)
 
 Every measurement runs in a fresh process, as `asr transcribe` does:
 - load: from the child's first line to a model ready to run (imports included: torch's are most
   of it), median of --repeats;
 - latency: transcribing the 10-s file once loaded (cut at silences, features, model, greedy
-  decoding, forced alignment, words), median of --repeats;
+  decoding or, with --lm, beam search + LM, forced alignment, words), median of --repeats;
 - `asr transcribe`: the whole command on the file, interpreter start-up included;
 - peak RSS: the largest resident set of those processes (getrusage of each child).
 Times are wall-clock with CPU time (user + system) beside them: on a machine busy with other
@@ -32,19 +33,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FILE_SECONDS = 10.0
 
-# Each child prints one JSON line: {"load_s", "latency_s", "text"}. {ckpt}, {wav}, {threads}
-# are filled in; t0 is taken before any import.
+# Each child prints one JSON line: {"load_s", "latency_s", "text"}. {ckpt}, {wav}, {threads},
+# {decoder} and {lm} are filled in; t0 is taken before any import. The decoder (and its LM) is
+# made in `load`; numba compiles the beam search once per machine and caches it.
 CHILD_PYTORCH = """
 import time; t0, c0 = time.perf_counter(), time.process_time()
 import json, torch
 if {threads}: torch.set_num_threads({threads})
 from asr.audio import load_audio
 from asr.recognize import Recognizer
-from asr.decoding import GreedyDecoder
+from asr.decoding import make_decoder
 from asr.transcribe import transcribe_wave
 rec = Recognizer.from_checkpoint({ckpt!r}, "cpu")
+decoder = make_decoder(rec.tokens, {decoder!r}, lm_path={lm!r}, text_norm=rec.text_norm)
 t1, c1 = time.perf_counter(), time.process_time()
-result = transcribe_wave(rec, GreedyDecoder(rec.tokens), load_audio({wav!r}, rec.sample_rate))
+result = transcribe_wave(rec, decoder, load_audio({wav!r}, rec.sample_rate))
 t2, c2 = time.perf_counter(), time.process_time()
 print(json.dumps({{"load_s": t1 - t0, "latency_s": t2 - t1, "load_cpu_s": c1 - c0,
                   "latency_cpu_s": c2 - c1, "text": result.text}}))
@@ -55,7 +58,7 @@ import time; t0, c0 = time.perf_counter(), time.process_time()
 import json, torch
 if {threads}: torch.set_num_threads({threads})
 from asr.audio import load_audio
-from asr.decoding import GreedyDecoder
+from asr.decoding import make_decoder
 from asr.export import load_torchscript
 from asr.features import FeatureConfig
 from asr.recognize import Recognizer
@@ -67,13 +70,15 @@ class Scripted(Recognizer):  # Recognizer's feature and batching code around a s
         self.tokens = self.meta["tokens"]
         self.feature_config = FeatureConfig.from_dict(self.meta["feature_config"])
         self.device = torch.device("cpu")
+        self.text_norm = None
     @property
     def seconds_per_output_frame(self):
         return self.meta["seconds_per_output_frame"]
 
 rec = Scripted({ckpt!r})
+decoder = make_decoder(rec.tokens, {decoder!r}, lm_path={lm!r})
 t1, c1 = time.perf_counter(), time.process_time()
-result = transcribe_wave(rec, GreedyDecoder(rec.tokens), load_audio({wav!r}, rec.sample_rate))
+result = transcribe_wave(rec, decoder, load_audio({wav!r}, rec.sample_rate))
 t2, c2 = time.perf_counter(), time.process_time()
 print(json.dumps({{"load_s": t1 - t0, "latency_s": t2 - t1, "load_cpu_s": c1 - c0,
                   "latency_cpu_s": c2 - c1, "text": result.text}}))
@@ -82,10 +87,14 @@ print(json.dumps({{"load_s": t1 - t0, "latency_s": t2 - t1, "load_cpu_s": c1 - c
 CHILD_ONNX = """
 import time; t0, c0 = time.perf_counter(), time.process_time()
 import json, sys
+from asr.api import Transcriber
+from asr.decoding import make_decoder
 from asr.onnx_transcribe import OnnxRecognizer
 rec = OnnxRecognizer({ckpt!r}, "cpu", threads={threads})
+model = Transcriber(rec, make_decoder(rec.tokens, {decoder!r}, lm_path={lm!r},
+                                      text_norm=rec.text_norm))
 t1, c1 = time.perf_counter(), time.process_time()
-result = rec.transcribe_file({wav!r})
+result = model.transcribe({wav!r})
 t2, c2 = time.perf_counter(), time.process_time()
 assert "torch" not in sys.modules
 print(json.dumps({{"load_s": t1 - t0, "latency_s": t2 - t1, "load_cpu_s": c1 - c0,
@@ -157,7 +166,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0,
                         help="threads for torch and ONNX Runtime (0: their defaults)")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--lm", help="an ARPA LM: decode by beam search with it (default: "
+                        "greedy)")
     args = parser.parse_args()
+    decoder, lm = ("beam", str(Path(args.lm).resolve())) if args.lm else ("greedy", None)
+    decoding = ["--decoder", "beam", "--lm", lm] if lm else []
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
@@ -176,7 +189,8 @@ def main() -> int:
                     ("ONNX Runtime (no torch)", CHILD_ONNX, onnx)]
         rows, reference = [], None
         for name, child, model in backends:
-            code = child.format(ckpt=str(model), wav=str(wav), threads=args.threads)
+            code = child.format(ckpt=str(model), wav=str(wav), threads=args.threads,
+                                decoder=decoder, lm=lm)
             runs, peaks = [], []
             for _ in range(args.repeats):
                 out, _, _, peak = run_measured([python, "-c", code], env)
@@ -187,14 +201,15 @@ def main() -> int:
             for key in ("load_s", "latency_s", "load_cpu_s", "latency_cpu_s"):
                 row[key] = statistics.median(r[key] for r in runs)
             if name != "TorchScript":  # the command a user runs
-                cli = [run_measured([*asr, "transcribe", "--checkpoint", str(model), str(wav)],
-                                    env) for _ in range(args.repeats)]
+                cli = [run_measured([*asr, "transcribe", "--checkpoint", str(model), str(wav),
+                                     *decoding], env) for _ in range(args.repeats)]
                 row["cli"] = (statistics.median(c[1] for c in cli),
                               statistics.median(c[2] for c in cli), max(c[3] for c in cli))
             rows.append(row)
     model_name = args.checkpoint or "untrained model of the default config"
     print(f"One {FILE_SECONDS:.0f}-s file, {model_name}, threads {args.threads or 'default'}, "
-          f"median of {args.repeats} fresh processes; wall time (CPU time)\n")
+          f"{f'beam search + {args.lm}' if lm else 'greedy'}, median of {args.repeats} fresh "
+          "processes; wall time (CPU time)\n")
     print("| back end | load (imports + model) | latency, 10-s file | peak RSS | "
           "`asr transcribe` | its peak RSS | same words |")
     print("|---|---:|---:|---:|---:|---:|---|")
