@@ -169,11 +169,14 @@ def with_num_features(cfg: TrainConfig, num_features: int) -> TrainConfig:
     return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, num_features=num_features))
 
 
-def fit_to_data(cfg: TrainConfig, frames: list[int], labels: list[int], world_size: int,
-                device: str) -> tuple[TrainConfig, list[str]]:
-    """The config with its `auto` values chosen from the training set (asr.auto): frames
-    [N] and CTC labels [N] per utterance, on `device` ("cpu", "cuda"). Also says what it
-    chose, a line each."""
+def fit_to_data(cfg: TrainConfig, store: FeatureStore, utts: list, vocab: Vocabulary,
+                world_size: int, device: str) -> tuple[TrainConfig, list[str]]:
+    """The config with its `auto` values chosen from the training set (asr.auto): the frames
+    and CTC labels of each utterance of `utts` that has features in `store`, on `device`
+    ("cpu", "cuda"). Also says what it chose, a line each."""
+    with_feats = [u for u in utts if u.utt_id in store]
+    frames = [store.num_frames(u.utt_id) for u in with_feats]
+    labels = [min_ctc_frames(vocab.encode(u.text)) for u in with_feats]
     model, data, said = cfg.model, cfg.data, []
     factors = data.speed_perturb or (1.0,)
     if model.subsample == "auto":
@@ -438,15 +441,13 @@ def train(args) -> int:
     train_store = FeatureStore(args.train_feats)
     feature_config = train_store.config.to_dict()
     text_norm = prep_text_norm(args.train)
-    train_utts = read_data_dir(args.train)
-    if resume_ckpt is not None:
+    if resume_ckpt is not None:  # its config has the numbers `auto` chose
         vocab = Vocabulary(resume_ckpt["tokens"])
     else:
+        train_utts = read_data_dir(args.train)
         vocab = Vocabulary.build(u.text for u in train_utts)
-        with_feats = [u for u in train_utts if u.utt_id in train_store]
-        cfg, said = fit_to_data(cfg, [train_store.num_frames(u.utt_id) for u in with_feats],
-                                [min_ctc_frames(vocab.encode(u.text)) for u in with_feats],
-                                rt.world_size, rt.device.type)
+        cfg, said = fit_to_data(cfg, train_store, train_utts, vocab, rt.world_size,
+                                rt.device.type)
         for line in said if rt.is_main else []:
             print(f"auto: {line}")
     cfg = with_num_features(cfg, train_store.config.num_features)
