@@ -142,6 +142,25 @@ class ConvSubsampling(nn.Module):
 RNN_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
 
+class Dropout(nn.Module):
+    """nn.Dropout, with its CPU mask drawn by `torch.rand`: the CPU `bernoulli_` behind
+    nn.Dropout draws one number at a time and took 11% of an AN4 training step on 2 cores
+    (bench/train.py: 8% more audio per second this way). On other devices, F.dropout."""
+
+    def __init__(self, p: float):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout {p}: expected 0 <= p < 1")
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if x.device.type != "cpu":
+            return F.dropout(x, self.p, training=True)
+        return x * (torch.rand_like(x) >= self.p).to(x.dtype) * (1.0 / (1.0 - self.p))
+
+
 def reverse_padded(x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
     """x [B, T, D] -> [B, T, D] with the first lens[b] frames of each row in reverse order and
     the padding left where it is. Applying it twice gives x back."""
@@ -204,7 +223,7 @@ class RNNEncoder(nn.Module):
                 dim = cfg.proj_size
             else:
                 self.projections.append(nn.Identity())
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.out_dim = dim
 
     def forward(self, x: torch.Tensor, lens: torch.Tensor) -> torch.Tensor:
@@ -232,7 +251,7 @@ class CTCModel(nn.Module):
             else None
         )
         self.encoder = RNNEncoder(rnn_in, cfg)
-        self.dropout = nn.Dropout(cfg.dropout)
+        self.dropout = Dropout(cfg.dropout)
         self.output = nn.Linear(self.encoder.out_dim, vocab_size)
 
     def output_lengths(self, feat_lens: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,7 @@ from asr.model import (
     RNN_CELLS,
     BiRNNLayer,
     CTCModel,
+    Dropout,
     ModelConfig,
     SpecAugmentConfig,
     reverse_padded,
@@ -160,3 +161,20 @@ def test_bi_layer_equals_a_packed_bidirectional_rnn(cell):
     out = layer(x, lens)
     for b, n in enumerate(lens.tolist()):
         torch.testing.assert_close(out[b, :n], expected[b, :n], atol=1e-6, rtol=1e-5)
+
+
+def test_dropout_zeroes_a_share_p_and_keeps_the_mean():
+    x = torch.ones(200, 500)
+    drop = Dropout(0.2)
+    torch.manual_seed(0)
+    y = drop(x)
+    zeroed = (y == 0).float().mean().item()
+    assert abs(zeroed - 0.2) < 0.01
+    assert torch.allclose(y[y != 0], torch.full_like(y[y != 0], 1 / 0.8))
+    assert abs(y.mean().item() - 1.0) < 0.02
+    torch.manual_seed(0)
+    assert torch.equal(drop(x), y)  # the seed decides the mask
+    drop.eval()
+    assert drop(x) is x
+    with pytest.raises(ValueError, match="dropout 1.0"):
+        Dropout(1.0)
