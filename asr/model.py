@@ -40,11 +40,19 @@ class ModelConfig:
     layer_norm: bool = True  # LayerNorm on each RNN layer's output: CTC learns the alignments
     # several times sooner (speechocean762: dev CER 52% after 5 epochs with it, 92% without)
     dropout: float = 0.1  # between layers and before the output layer
+    inter_ctc_layer: int = 0  # intermediate CTC (Lee & Watanabe 2021): in training, this RNN
+    # layer's output (1-based) also goes through the output layer into a CTC loss (0: none)
+    inter_ctc_weight: float = 0.3  # loss = (1 - w) * CTC + w * intermediate CTC
     spec_augment: SpecAugmentConfig | None = field(default_factory=SpecAugmentConfig)
 
     def __post_init__(self):
         if self.subsample not in ("auto", 1, 2, 4):
             raise ValueError(f"subsample must be 1, 2, 4 or auto, got {self.subsample}")
+        if not 0 <= self.inter_ctc_layer < self.num_layers:
+            raise ValueError(f"inter_ctc_layer must be 0 (none) or a layer below the last "
+                             f"(1..{self.num_layers - 1}), got {self.inter_ctc_layer}")
+        if not 0.0 < self.inter_ctc_weight < 1.0:
+            raise ValueError(f"inter_ctc_weight must be in (0, 1), got {self.inter_ctc_weight}")
 
 
 def lengths_to_mask(lens: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -233,6 +241,19 @@ class RNNEncoder(nn.Module):
             x = proj(self.dropout(norm(layer(x, lens)))) * mask  # zero the padding again
         return x
 
+    @torch.jit.unused
+    def forward_tapped(self, x, lens, tap):  # no annotations: see CTCModel.augment_features
+        """forward, and the normalised output of RNN layer `tap` (1-based, before dropout and
+        projection): x [B, T, D] -> ([B, T, out_dim], [B, T, 2 * hidden_size])."""
+        mask = lengths_to_mask(lens.to(x.device), x.size(1)).unsqueeze(-1)
+        tapped = x
+        for i, (layer, norm, proj) in enumerate(zip(self.layers, self.norms, self.projections)):
+            x = norm(layer(x, lens))
+            if i + 1 == tap:
+                tapped = x * mask
+            x = proj(self.dropout(x)) * mask
+        return x, tapped
+
 
 class CTCModel(nn.Module):
     def __init__(self, cfg: ModelConfig, vocab_size: int):
@@ -244,6 +265,10 @@ class CTCModel(nn.Module):
         self.vocab_size = vocab_size
         self.cmvn = GlobalCMVN(cfg.num_features, cfg.utterance_cmn)
         self.augment = True  # SpecAugment in training mode; the training loop may hold it off
+        # in training with cfg.inter_ctc_layer: forward leaves the intermediate log-probs here
+        # for the loss (inside forward, so DistributedDataParallel sees their graph)
+        self.inter_log_probs: torch.Tensor | None = None
+        self.inter_ctc_layer = cfg.inter_ctc_layer  # an int the scripted forward can read
         rnn_in = 2 * cfg.hidden_size if cfg.subsample > 1 else cfg.num_features
         self.subsampling = (
             ConvSubsampling(cfg.num_features, cfg.subsample, cfg.conv_channels, rnn_in)
@@ -276,9 +301,23 @@ class CTCModel(nn.Module):
         lens = feat_lens
         if self.subsampling is not None:
             x, lens = self.subsampling(x, lens)
-        x = self.encoder(x, lens)
+        if self.training and self.inter_ctc_layer > 0:
+            x = self.tap_intermediate(x, lens)
+        else:
+            x = self.encoder(x, lens)
         logits = self.output(self.dropout(x))
         return logits.float().log_softmax(dim=-1), lens
+
+    @torch.jit.unused
+    def tap_intermediate(self, x, lens):
+        """The encoder, leaving the intermediate CTC log-probs in self.inter_log_probs (the
+        output layer is shared: Lee & Watanabe 2021)."""
+        if self.cfg.proj_size and self.cfg.proj_size != 2 * self.cfg.hidden_size:
+            raise ValueError("intermediate CTC needs the layers' output size to be the "
+                             "output layer's: proj_size 0")
+        x, tapped = self.encoder.forward_tapped(x, lens, self.cfg.inter_ctc_layer)
+        self.inter_log_probs = self.output(self.dropout(tapped)).float().log_softmax(dim=-1)
+        return x
 
 
 def flush_denormals() -> None:

@@ -251,15 +251,19 @@ def ctc_loss_sum(model, batch, device, amp: bool):
     feat_lens = batch["feat_lens"].to(device)
     with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
         log_probs, out_lens = model(feats, feat_lens)
-    loss = F.ctc_loss(
-        log_probs.float().transpose(0, 1),  # (B, T', V) -> (T', B, V)
-        batch["targets"].to(device),
-        out_lens,
-        batch["target_lens"].to(device),
-        blank=0,
-        reduction="sum",
-        zero_infinity=False,
-    )
+    targets, target_lens = batch["targets"].to(device), batch["target_lens"].to(device)
+
+    def ctc(lp: torch.Tensor) -> torch.Tensor:
+        return F.ctc_loss(lp.float().transpose(0, 1),  # (B, T', V) -> (T', B, V)
+                          targets, out_lens, target_lens, blank=0, reduction="sum",
+                          zero_infinity=False)
+
+    loss = ctc(log_probs)
+    inner = getattr(model, "module", model)  # under DistributedDataParallel
+    if inner.training and inner.inter_log_probs is not None:  # intermediate CTC
+        w = inner.cfg.inter_ctc_weight
+        loss = (1.0 - w) * loss + w * ctc(inner.inter_log_probs)
+        inner.inter_log_probs = None
     return loss, int(batch["target_lens"].sum())
 
 

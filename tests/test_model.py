@@ -178,3 +178,41 @@ def test_dropout_zeroes_a_share_p_and_keeps_the_mean():
     assert drop(x) is x
     with pytest.raises(ValueError, match="dropout 1.0"):
         Dropout(1.0)
+
+
+def test_intermediate_ctc_adds_a_loss_of_a_lower_layer_and_changes_nothing_else():
+    import torch.nn.functional as F
+
+    from asr.train import ctc_loss_sum
+
+    torch.manual_seed(0)
+    tapped = CTCModel(small_config(inter_ctc_layer=1, inter_ctc_weight=0.4), vocab_size=7)
+    plain = CTCModel(small_config(), vocab_size=7)
+    plain.load_state_dict(tapped.state_dict())  # same weights: inter CTC has none of its own
+    feats, feat_lens = torch.randn(3, 40, 20), torch.tensor([40, 33, 17])
+    batch = {"feats": feats, "feat_lens": feat_lens, "targets": torch.tensor([[1, 2, 3], [4, 5, 0],
+             [6, 0, 0]]), "target_lens": torch.tensor([3, 2, 1])}
+    tapped.train(), plain.train()
+    loss, n_tokens = ctc_loss_sum(tapped, batch, torch.device("cpu"), amp=False)
+    assert tapped.inter_log_probs is None  # read by the loss and let go
+    final, _ = ctc_loss_sum(plain, batch, torch.device("cpu"), amp=False)
+
+    log_probs, out_lens = tapped(feats, feat_lens)  # the final output is the plain model's
+    assert torch.allclose(log_probs, plain(feats, feat_lens)[0], atol=1e-6)
+    # the intermediate one: layer 1's output through the shared output layer
+    x, lens = tapped.subsampling(tapped.cmvn(feats, feat_lens), feat_lens)
+    layer1 = tapped.encoder.norms[0](tapped.encoder.layers[0](x, lens))
+    mask = (torch.arange(x.size(1))[None, :] < lens[:, None]).unsqueeze(-1)
+    inter = tapped.output(layer1 * mask).log_softmax(-1)
+    assert torch.allclose(inter, tapped.inter_log_probs, atol=1e-6)
+    inter_loss = F.ctc_loss(inter.transpose(0, 1), batch["targets"], out_lens,
+                            batch["target_lens"], reduction="sum")
+    assert torch.allclose(loss, 0.6 * final + 0.4 * inter_loss, rtol=1e-5)
+    assert n_tokens == 6
+
+    tapped.inter_log_probs = None
+    tapped.eval()  # inference: no intermediate output
+    tapped(feats, feat_lens)
+    assert tapped.inter_log_probs is None
+    with pytest.raises(ValueError, match="inter_ctc_layer"):
+        small_config(inter_ctc_layer=2)  # the last of 2 layers is the model's own output
