@@ -98,9 +98,14 @@ train_model() {
       --feats-root "$feats" --out "$exp" --resume
 }
 
-# stage 1b: speed_perturb SET: SET_sp with 0.9/1.0/1.1 copies (waveform speed, Kaldi's 3-way)
+# stage 1b: speed_perturb SET [FACTOR...]: SET_sp with a waveform-speed copy per factor (default
+# 0.9 1.0 1.1, Kaldi's 3-way)
 speed_perturb() {
-  already_done "$data/${1}_sp/wav.scp" || asr speed-perturb "$data/$1" "$data/${1}_sp"
+  local set=$1; shift
+  local factors=("$@")
+  [ ${#factors[@]} -gt 0 ] || factors=(0.9 1.0 1.1)
+  already_done "$data/${set}_sp/wav.scp" ||
+    asr speed-perturb "$data/$set" "$data/${set}_sp" --factors "${factors[@]}"
 }
 
 # present SET...: the names among SET... that have a data dir (a corpus's test half may be absent)
