@@ -117,3 +117,22 @@ def test_recipe_runs_every_stage(name, tmp_path):
     again = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert "done already" in again.stdout and "epoch 1/1" not in again.stdout
+
+
+@pytest.mark.parametrize("factors, expected", [
+    ("", "--factors 0.9 1.0 1.1"), ("0.9 0.95 1.0 1.05 1.1", "--factors 0.9 0.95 1.0 1.05 1.1")])
+def test_lib_speed_perturb_passes_its_factors(tmp_path, factors, expected):
+    """recipes/lib.sh speed_perturb SET [FACTOR...]: one --factors argument per factor, Kaldi's
+    3-way when none is given (an `asr` stub on PATH records what it is called with)."""
+    stub = tmp_path / "bin" / "asr"
+    stub.parent.mkdir()
+    stub.write_text(f'#!/usr/bin/env bash\nprintf "%s|" "$@" > {tmp_path}/args\n')
+    stub.chmod(0o755)
+    script = (f'source {ROOT}/recipes/lib.sh; data={tmp_path}/data; '
+              f'speed_perturb train {factors}')
+    env = dict(os.environ, PATH=f"{stub.parent}:{os.environ['PATH']}")
+    proc = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    args = (tmp_path / "args").read_text().rstrip("|").split("|")
+    assert args[:3] == ["speed-perturb", f"{tmp_path}/data/train", f"{tmp_path}/data/train_sp"]
+    assert " ".join(args[3:]) == expected
