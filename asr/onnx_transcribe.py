@@ -25,6 +25,7 @@ import numpy as np
 
 from asr import features_numpy
 from asr.config import from_dict
+from asr.decoding import BLANK_ID
 from asr.text import TextNormConfig
 from asr.transcript import (
     MAX_CHUNK_S,
@@ -34,7 +35,6 @@ from asr.transcript import (
     words_from_alignment,
 )
 
-BLANK_ID = 0
 METADATA_KEY = "asr"  # asr.export.METADATA_KEY (that module imports torch)
 
 

@@ -216,3 +216,14 @@ def test_intermediate_ctc_adds_a_loss_of_a_lower_layer_and_changes_nothing_else(
     assert tapped.inter_log_probs is None
     with pytest.raises(ValueError, match="inter_ctc_layer"):
         small_config(inter_ctc_layer=2)  # the last of 2 layers is the model's own output
+
+
+def test_intermediate_ctc_works_with_projections_between_layers():
+    """The tapped output is taken before the layer's projection, so it is 2 x hidden_size wide,
+    as the output layer's input (the last layer has no projection) whatever proj_size is."""
+    torch.manual_seed(0)
+    model = CTCModel(small_config(num_layers=3, proj_size=5, inter_ctc_layer=1), vocab_size=7)
+    model.train()
+    log_probs, _ = model(torch.randn(2, 40, 20), torch.tensor([40, 30]))
+    assert model.inter_log_probs is not None
+    assert model.inter_log_probs.shape == log_probs.shape
