@@ -220,17 +220,23 @@ def read_data_dir(data_dir: str | Path) -> list[Utterance]:
 
 
 def split_by_speaker(
-    utts: Sequence[Utterance], n_dev_speakers: int, seed: int = 0
+    utts: Sequence[Utterance], n_dev_speakers: int, seed: int = 0, first: bool = False
 ) -> tuple[list[Utterance], list[Utterance]]:
-    """Hold out `n_dev_speakers` speakers, drawn with `seed` -> (train, dev), speaker-disjoint.
+    """Hold out `n_dev_speakers` speakers, drawn with `seed` (or, with `first`, the first ones in
+    sorted order) -> (train, dev), speaker-disjoint.
 
-    The same utterances and seed always give the same split, whatever their order.
+    The same utterances and seed always give the same split, whatever their order. `first` is
+    how ESPnet carves AN4's train_dev (`subset_data_dir.sh --first data/train 100`: its first
+    100 utterances in id order are the first 8 speakers' whole sets).
     """
     speakers = sorted({u.speaker for u in utts})
     if not 1 <= n_dev_speakers < len(speakers):
         raise DataDirError(f"cannot hold out {n_dev_speakers} dev speakers from {len(speakers)} "
                            "(at least one must stay for training)")
-    dev_speakers = set(random.Random(seed).sample(speakers, n_dev_speakers))
+    if first:
+        dev_speakers = set(speakers[:n_dev_speakers])
+    else:
+        dev_speakers = set(random.Random(seed).sample(speakers, n_dev_speakers))
     ordered = sorted(utts, key=lambda u: u.utt_id)
     train = [u for u in ordered if u.speaker not in dev_speakers]
     dev = [u for u in ordered if u.speaker in dev_speakers]

@@ -73,7 +73,8 @@ def speaker_warning(utts: list[Utterance], set_name: str) -> str | None:
 
 
 def carve_dev(
-    sets: dict[str, list[Utterance]], dev_speakers: int | None, dev_utts: int | None, seed: int
+    sets: dict[str, list[Utterance]], dev_speakers: int | None, dev_utts: int | None, seed: int,
+    pick: str = "random",
 ) -> dict[str, list[Utterance]]:
     """Move held-out speakers (or utterances) of `train` into a new set `dev`."""
     if not dev_speakers and not dev_utts:
@@ -83,7 +84,7 @@ def carve_dev(
     if "dev" in sets:
         raise PrepError("the corpus has a dev set already; drop --dev-speakers/--dev-utts")
     if dev_speakers:
-        train, dev = split_by_speaker(sets["train"], dev_speakers, seed)
+        train, dev = split_by_speaker(sets["train"], dev_speakers, seed, first=pick == "first")
     else:
         train, dev = split_by_utterance(sets["train"], dev_utts, seed)
     return {**sets, "train": train, "dev": dev}
@@ -138,13 +139,16 @@ def prep(args: argparse.Namespace) -> tuple[dict[str, list[Utterance]], ImportRe
         warning = speaker_warning(sets["train"], "train")
         if warning:
             print(warning, file=sys.stderr)
-    sets = carve_dev(sets, args.dev_speakers, args.dev_utts, args.seed)
+    if args.dev_pick == "first" and not args.dev_speakers:
+        raise PrepError("--dev-pick first picks speakers: give --dev-speakers N with it")
+    sets = carve_dev(sets, args.dev_speakers, args.dev_utts, args.seed, args.dev_pick)
     record = {
         "corpus": args.corpus,
         "src": os.path.abspath(src_dir),
         "normalization": norm.to_dict(),
         "dev_speakers": args.dev_speakers,
         "dev_utts": args.dev_utts,
+        "dev_pick": args.dev_pick,
         "seed": args.seed,
         "allow_outside_paths": args.allow_outside_paths,
         "speaker_from": (args.speaker_from or "dir") if args.corpus == "folder" else None,
@@ -164,6 +168,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="carve a speaker-disjoint dev set of N speakers from train")
     split.add_argument("--dev-utts", type=int, metavar="N",
                        help="carve a dev set of N utterances from train (one-speaker corpora)")
+    parser.add_argument("--dev-pick", choices=("random", "first"), default="random",
+                        help="which speakers --dev-speakers holds out: drawn with --seed "
+                             "(random, the default) or the first N in sorted order (first: "
+                             "`--dev-speakers 8 --dev-pick first` on AN4 is ESPnet's train_dev, "
+                             "so dev figures compare with its published ones)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the dev split (default 0)")
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 if any utterance had to be skipped (outputs still written)")

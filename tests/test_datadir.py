@@ -172,6 +172,17 @@ def test_split_by_speaker_disjoint_complete_deterministic():
     assert len(others) > 1  # the seed matters
 
 
+def test_split_by_speaker_first_takes_the_first_speakers_whatever_the_seed_and_order():
+    """ESPnet's AN4 train_dev: the first speakers in sorted order, not a draw."""
+    utts = many()
+    shuffled = utts[:]
+    random.Random(1).shuffle(shuffled)
+    for seed, given in [(0, utts), (7, shuffled)]:
+        train, dev = split_by_speaker(given, 3, seed=seed, first=True)
+        assert sorted({u.speaker for u in dev}) == ["s00", "s01", "s02"]
+        assert dev == utts[:9] and train == utts[9:]
+
+
 @pytest.mark.parametrize("n", [0, 10, 11])
 def test_split_by_speaker_needs_enough_speakers(n):
     with pytest.raises(DataDirError, match=f"cannot hold out {n} dev speakers from 10"):

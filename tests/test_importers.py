@@ -361,10 +361,27 @@ def test_prep_options(tmp_path):
     assert len(read_data_dir(out / "train")) == 2  # written all the same
 
 
+def test_prep_dev_pick_first_holds_out_the_first_speakers(tmp_path):
+    root = make_speechocean762(tmp_path / "so")
+    speakers = {}
+    for pick in ("first", "random"):
+        out = tmp_path / pick
+        assert main(["prep", "speechocean762", str(root), str(out), "--dev-speakers", "1",
+                     "--dev-pick", pick, "--seed", "0"]) == 0
+        train, dev = read_data_dir(out / "train"), read_data_dir(out / "dev")
+        assert json.loads((out / "prep.json").read_text())["dev_pick"] == pick
+        speakers[pick] = ({u.speaker for u in train}, {u.speaker for u in dev})
+    train, dev = speakers["first"]
+    assert len(dev) == 1 and max(dev) < min(train)  # the first speaker in sorted order
+    assert speakers["random"] != speakers["first"]  # seed 0 draws the other one
+
+
 @pytest.mark.parametrize("args, message", [
     (["fsdd", "{tmp}/missing"], "no such directory"),
     (["fsdd", "{tmp}/so"], "not an FSDD corpus"),
     (["speechocean762", "{tmp}/so", "--dev-speakers", "2"], "cannot hold out 2 dev speakers"),
+    (["speechocean762", "{tmp}/so", "--dev-utts", "1", "--dev-pick", "first"],
+     "give --dev-speakers N with it"),
 ])
 def test_prep_clear_errors(tmp_path, capsys, args, message):
     make_speechocean762(tmp_path / "so")
