@@ -36,5 +36,10 @@ run_stage 2 "features + CMVN" && extract_features train_sp dev test
 run_stage 3 "word $lm_order-gram LM" && train_lm train "$lm_order"
 run_stage 4 "train" && train_model train_sp dev
 run_stage 5 "decode: dev decides, test is scored" && evaluate dev test
-run_stage 6 "results" && write_results "AN4, $dev_speakers-speaker dev split carved from train ($dev_pick)"
+case $dev_pick:$dev_speakers in
+  first:8) split="ESPnet's train_dev, the first 8 speakers of train" ;;
+  first:*) split="the first $dev_speakers speakers of train" ;;
+  *) split="$dev_speakers speakers of train drawn with seed 0" ;;
+esac
+run_stage 6 "results" && write_results "AN4, dev = $split"
 exit 0
