@@ -76,7 +76,10 @@ def carve_dev(
     sets: dict[str, list[Utterance]], dev_speakers: int | None, dev_utts: int | None, seed: int,
     pick: str = "random",
 ) -> dict[str, list[Utterance]]:
-    """Move held-out speakers (or utterances) of `train` into a new set `dev`."""
+    """Move held-out speakers (or utterances) of `train` into a new set `dev`; `pick` is how
+    the speakers are chosen ("random" with `seed`, or "first" in sorted order)."""
+    if pick == "first" and not dev_speakers:
+        raise PrepError("--dev-pick first picks speakers: give --dev-speakers N with it")
     if not dev_speakers and not dev_utts:
         return sets
     if "train" not in sets:
@@ -139,8 +142,6 @@ def prep(args: argparse.Namespace) -> tuple[dict[str, list[Utterance]], ImportRe
         warning = speaker_warning(sets["train"], "train")
         if warning:
             print(warning, file=sys.stderr)
-    if args.dev_pick == "first" and not args.dev_speakers:
-        raise PrepError("--dev-pick first picks speakers: give --dev-speakers N with it")
     sets = carve_dev(sets, args.dev_speakers, args.dev_utts, args.seed, args.dev_pick)
     record = {
         "corpus": args.corpus,
