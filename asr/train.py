@@ -415,49 +415,76 @@ class TensorBoardLog:
 
 
 # ---------------------------------------------------------------------------------------------
-# The loop
+# The loop: `start_run` builds a Run, `train_one_epoch` and `end_epoch` advance it
 
 
-def train(args) -> int:
-    exp = Path(args.out)
-    rt = setup_runtime(args.device)
-    resume_ckpt = None
-    if args.resume:
-        if rt.is_main:
-            for tmp in remove_partial_checkpoints(exp) if exp.is_dir() else []:
-                print(f"removed {tmp}, left by a run killed while saving")
-        last = exp / "last.pt"
-        if last.exists():
-            resume_ckpt = load_checkpoint(last, map_location="cpu")
-        elif rt.is_main:
-            print(f"--resume: {last} does not exist yet, starting afresh")
-    if resume_ckpt is not None:  # the run's own config; --set may change it (say, more epochs)
-        cfg = resume_config(resume_ckpt["train_config"], args, f"{exp}/last.pt")
-    else:
-        cfg = load_config(TrainConfig, args.config, args.set or [])
-    if cfg.num_threads:
-        torch.set_num_threads(cfg.num_threads)
-    flush_denormals()
-    torch.manual_seed(cfg.seed + rt.rank)
-    amp = cfg.amp and rt.device.type == "cuda"
+@dataclass
+class Run:
+    """What one training run holds, on every rank."""
 
-    # data
-    train_store = FeatureStore(args.train_feats)
-    feature_config = train_store.config.to_dict()
-    text_norm = prep_text_norm(args.train)
-    if resume_ckpt is not None:  # its config has the numbers `auto` chose
-        vocab = Vocabulary(resume_ckpt["tokens"])
-    else:
-        train_utts = read_data_dir(args.train)
-        vocab = Vocabulary.build(u.text for u in train_utts)
-        cfg, said = fit_to_data(cfg, train_store, train_utts, vocab, rt.world_size,
-                                rt.device.type)
-        for line in said if rt.is_main else []:
-            print(f"auto: {line}")
-    cfg = with_num_features(cfg, train_store.config.num_features)
-    model = CTCModel(cfg.model, len(vocab))
-    mean, std = train_store.cmvn()
-    model.cmvn.set_stats(torch.as_tensor(mean), torch.as_tensor(std))
+    exp: Path
+    cfg: TrainConfig
+    rt: Runtime
+    amp: bool  # float16 autocast + GradScaler (CUDA only)
+    vocab: Vocabulary
+    model: torch.nn.Module  # the DDP wrapper when distributed; `core` is the CTCModel
+    train_set: CTCDataset
+    dev_set: CTCDataset
+    train_sampler: BucketBatchSampler
+    dev_loader: torch.utils.data.DataLoader
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    steps_per_epoch: list[int]
+    frame_shift_ms: float
+    feature_config: dict
+    text_norm: dict | None
+    data_facts: dict  # for the model card
+    state: TrainState = field(default_factory=TrainState)
+    last_dev: dict = field(default_factory=dict)  # the latest dev evaluation, for the card
+
+    @property
+    def core(self) -> CTCModel:
+        return self.model.module if self.rt.distributed else self.model
+
+    def save(self, name: str, full: bool = True) -> dict | None:
+        """Write checkpoint `name` (rank 0; the others do nothing); -> its model card."""
+        if not self.rt.is_main:
+            return None
+        ckpt = checkpoint_dict(self.model, self.cfg, self.vocab.tokens, self.feature_config,
+                               self.optimizer, self.scheduler, self.scaler, self.state,
+                               self.text_norm)
+        ckpt["card"] = build_card(ckpt, self.data_facts, self.last_dev)
+        save_checkpoint(ckpt if full else model_only(ckpt), self.exp / name)
+        return ckpt["card"]
+
+
+@dataclass
+class EpochStats:
+    loss: float = 0.0  # summed over the batches that were not skipped, as are the tokens
+    tokens: int = 0
+    audio_seconds: float = 0.0  # of all processes
+    skipped: int = 0  # batches skipped for a non-finite loss
+    seconds: float = 0.0  # wall time of the epoch
+
+
+def resume_checkpoint(exp: Path, rt: Runtime) -> dict | None:
+    """--resume: OUT/last.pt, once what a run killed while saving left is gone; None when there
+    is no last.pt yet (a new run)."""
+    if rt.is_main:
+        for tmp in remove_partial_checkpoints(exp) if exp.is_dir() else []:
+            print(f"removed {tmp}, left by a run killed while saving")
+    last = exp / "last.pt"
+    if last.exists():
+        return load_checkpoint(last, map_location="cpu")
+    if rt.is_main:
+        print(f"--resume: {last} does not exist yet, starting afresh")
+    return None
+
+
+def build_datasets(args, cfg: TrainConfig, model: CTCModel, vocab: Vocabulary
+                   ) -> tuple[CTCDataset, CTCDataset]:
+    """The training and dev sets; an error that names the data dir when one has nothing usable."""
 
     def out_len(n: int) -> int:
         return int(model.output_lengths(torch.tensor([n]))[0])
@@ -472,12 +499,43 @@ def train(args) -> int:
         if len(dataset) == 0:
             raise SystemExit(f"asr train: no usable {name} utterances in {data_dir} "
                              f"({describe_skipped(dataset)})")
+    return train_set, dev_set
+
+
+def start_run(args, rt: Runtime) -> Run:
+    """Config, data, model and optimiser of a new run, or of the run OUT/last.pt resumes (its
+    own config, --set applied; weights, optimiser, schedule and position restored)."""
+    exp = Path(args.out)
+    resume_ckpt = resume_checkpoint(exp, rt) if args.resume else None
+    if resume_ckpt is not None:
+        cfg = resume_config(resume_ckpt["train_config"], args, f"{exp}/last.pt")
+    else:
+        cfg = load_config(TrainConfig, args.config, args.set or [])
+    if cfg.num_threads:
+        torch.set_num_threads(cfg.num_threads)
+    flush_denormals()
+    torch.manual_seed(cfg.seed + rt.rank)
+
+    train_store = FeatureStore(args.train_feats)
+    if resume_ckpt is not None:  # its config has the numbers `auto` chose
+        vocab = Vocabulary(resume_ckpt["tokens"])
+    else:
+        train_utts = read_data_dir(args.train)
+        vocab = Vocabulary.build(u.text for u in train_utts)
+        cfg, said = fit_to_data(cfg, train_store, train_utts, vocab, rt.world_size,
+                                rt.device.type)
+        for line in said if rt.is_main else []:
+            print(f"auto: {line}")
+    cfg = with_num_features(cfg, train_store.config.num_features)
+    model = CTCModel(cfg.model, len(vocab))
+    mean, std = train_store.cmvn()
+    model.cmvn.set_stats(torch.as_tensor(mean), torch.as_tensor(std))
+    train_set, dev_set = build_datasets(args, cfg, model, vocab)
     train_sampler = BucketBatchSampler(
         train_set.lengths, cfg.data, cfg.seed, True, rt.world_size, rt.rank,
         cfg.data.speed_perturb, cfg.augment_from_epoch,
     )
-    dev_sampler = BucketBatchSampler(dev_set.lengths, cfg.data, 0, False)
-    dev_loader = make_loader(dev_set, dev_sampler)
+    dev_loader = make_loader(dev_set, BucketBatchSampler(dev_set.lengths, cfg.data, 0, False))
 
     model.to(rt.device)
     if rt.distributed:
@@ -488,153 +546,176 @@ def train(args) -> int:
         weight_decay=cfg.optim.weight_decay,
     )
     steps_per_epoch = [len(train_sampler.global_batches(e)) for e in range(cfg.epochs)]
-    total_steps = sum(steps_per_epoch)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg.optim, total_steps))
-    scaler = torch.amp.GradScaler(rt.device.type, enabled=amp)
-    state = TrainState()
-
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(cfg.optim, sum(steps_per_epoch)))
+    amp = cfg.amp and rt.device.type == "cuda"
+    run = Run(
+        exp, cfg, rt, amp, vocab, model, train_set, dev_set, train_sampler, dev_loader,
+        optimizer, scheduler, torch.amp.GradScaler(rt.device.type, enabled=amp),
+        steps_per_epoch, train_store.config.frame_shift_ms, train_store.config.to_dict(),
+        prep_text_norm(args.train), training_data(args.train, args.dev, train_set, dev_set),
+    )
     if resume_ckpt is not None:
-        (model.module if rt.distributed else model).load_state_dict(resume_ckpt["model"])
-        optimizer.load_state_dict(resume_ckpt["optimizer"])
-        scheduler.load_state_dict(resume_ckpt["scheduler"])
-        scaler.load_state_dict(resume_ckpt["scaler"])
-        state = TrainState(**resume_ckpt["train_state"])
+        run.core.load_state_dict(resume_ckpt["model"])
+        run.optimizer.load_state_dict(resume_ckpt["optimizer"])
+        run.scheduler.load_state_dict(resume_ckpt["scheduler"])
+        run.scaler.load_state_dict(resume_ckpt["scaler"])
+        run.state = TrainState(**resume_ckpt["train_state"])
         if rt.is_main:
-            print(f"resumed from {exp / 'last.pt'}: epoch {state.epoch + 1}, "
-                  f"batch {state.batch_in_epoch}, step {state.step}")
+            print(f"resumed from {exp / 'last.pt'}: epoch {run.state.epoch + 1}, "
+                  f"batch {run.state.batch_in_epoch}, step {run.state.step}")
+    return run
 
+
+def announce(run: Run) -> None:
+    """Rank 0, before the first step: config.yaml and tokens.txt, and what is about to train."""
+    run.exp.mkdir(parents=True, exist_ok=True)
+    save_config(run.cfg, run.exp / "config.yaml")
+    run.vocab.save(run.exp / "tokens.txt")
+    rt = run.rt
+    group = f", process group {rt.backend}" if rt.distributed else ""
+    print(f"device {rt.device} (x{rt.world_size}{group}), amp {run.amp}; "
+          f"model {count_parameters(run.model) / 1e6:.2f}M parameters")
+    print(f"train: {len(run.train_set)} utterances, {run.train_set.audio_seconds / 3600:.2f} h "
+          f"({describe_skipped(run.train_set)}); {sum(run.steps_per_epoch)} steps in "
+          f"{run.cfg.epochs} epochs")
+    print(f"dev: {len(run.dev_set)} utterances ({describe_skipped(run.dev_set)})")
+
+
+def train_step(run: Run, batch: dict) -> tuple[float, int, bool]:
+    """One update on `batch`; -> (its summed loss, its tokens, whether it was skipped). A batch
+    with a non-finite loss on any rank is skipped on every rank (or DDP's gradient all-reduce
+    would wait forever); more than max_bad_steps of them in a row end the run."""
+    cfg, rt, state = run.cfg, run.rt, run.state
+    torch.manual_seed(step_seed(cfg.seed, rt.rank, state.step))
+    loss_sum, n_tokens = ctc_loss_sum(run.model, batch, rt.device, run.amp)
+    loss_value = float(loss_sum.detach())
+    if not math.isfinite(loss_value):
+        print(f"step {state.step}: non-finite loss on utterances {batch['utt_ids']}",
+              flush=True)
+    skipped = any_rank(not math.isfinite(loss_value), rt)
+    if skipped:
+        state.skipped_steps += 1
+        state.bad_steps_in_a_row += 1
+        if state.bad_steps_in_a_row > cfg.max_bad_steps:
+            raise SystemExit(
+                f"asr train: non-finite loss in {state.bad_steps_in_a_row} batches in a row "
+                f"(max_bad_steps {cfg.max_bad_steps}) at step {state.step}; "
+                f"{run.exp / 'last.pt'} holds the last checkpoint")
+    else:
+        state.bad_steps_in_a_row = 0
+        # normalise by the global token count so DDP's gradient mean equals the single-process
+        # gradient over the same global batch
+        norm = torch.tensor(float(n_tokens), device=rt.device)
+        if rt.distributed:
+            dist.all_reduce(norm)
+        loss = loss_sum * rt.world_size / norm
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.unscale_(run.optimizer)
+        torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.optim.grad_clip)
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+    run.scheduler.step()  # a skipped batch still counts: the schedule ends at the last one
+    state.step += 1
+    state.batch_in_epoch += 1
+    return loss_value, n_tokens, skipped
+
+
+def train_one_epoch(run: Run) -> EpochStats:
+    """The rest of epoch `run.state.epoch` (all of it, unless resumed mid-epoch); last.pt every
+    save_every_steps steps."""
+    cfg, rt, state = run.cfg, run.rt, run.state
+    epoch = state.epoch
+    run.train_sampler.set_epoch(epoch, start_batch=state.batch_in_epoch)
+    run.core.augment = epoch >= cfg.augment_from_epoch
+    loader = make_loader(run.train_set, run.train_sampler)  # speed factors: the sampler's
+    stats, start = EpochStats(), time.time()
+    bar = tqdm(
+        loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not rt.is_main,
+        initial=state.batch_in_epoch, total=run.steps_per_epoch[epoch], dynamic_ncols=True,
+        file=sys.stdout, mininterval=5.0,
+    )
+    for batch in bar:
+        t0 = time.time()
+        loss_value, n_tokens, skipped = train_step(run, batch)
+        if skipped:
+            stats.skipped += 1
+        else:
+            stats.loss += loss_value
+            stats.tokens += n_tokens
+        audio = float(batch["feat_lens"].sum()) * run.frame_shift_ms / 1000
+        state.train_seconds += time.time() - t0
+        state.audio_seconds += audio * rt.world_size
+        stats.audio_seconds += audio * rt.world_size
+        bar.set_postfix(loss=f"{loss_value / max(1, n_tokens):.3f}",
+                        lr=f"{run.scheduler.get_last_lr()[0]:.2e}")
+        if cfg.save_every_steps and state.step % cfg.save_every_steps == 0:
+            run.save("last.pt")
+        maybe_kill("train_step")
+    bar.close()
+    state.epoch += 1
+    state.batch_in_epoch = 0
+    stats.seconds = time.time() - start
+    return stats
+
+
+def end_epoch(run: Run, stats: EpochStats, log: TensorBoardLog) -> None:
+    """Rank 0, after an epoch: dev loss and greedy CER/WER, metrics.csv and TensorBoard, the
+    epoch's line; checkpoints epoch-N.pt (the last average_last kept), best.pt, last.pt."""
+    cfg, state, exp = run.cfg, run.state, run.exp
+    epoch = state.epoch - 1
+    dev = evaluate(run.core, run.dev_loader, run.rt.device, run.vocab.tokens, run.amp)
+    run.last_dev.update(wer=dev["wer"], cer=dev["cer"], epoch=epoch + 1, decoder="greedy")
+    row = {
+        "epoch": epoch, "step": state.step, "lr": run.scheduler.get_last_lr()[0],
+        "train_loss": stats.loss / max(1, stats.tokens), "dev_loss": dev["loss"],
+        "dev_cer": dev["cer"], "dev_wer": dev["wer"], "epoch_seconds": stats.seconds,
+        "audio_hours_per_hour": stats.audio_seconds / max(1e-9, stats.seconds),
+    }
+    append_metrics(exp / "metrics.csv", row)
+    log.scalars({"train/loss": row["train_loss"], "dev/loss": dev["loss"],
+                 "dev/cer": dev["cer"], "dev/wer": dev["wer"], "lr": row["lr"]}, state.step)
+    skipped = (f"; skipped {stats.skipped} batch{'es' if stats.skipped > 1 else ''} with a "
+               "non-finite loss" if stats.skipped else "")
+    print(f"epoch {epoch + 1}: train loss {row['train_loss']:.3f}, dev loss "
+          f"{dev['loss']:.3f}, dev CER {dev['cer']:.2f}%, WER {dev['wer']:.2f}%, "
+          f"{stats.seconds:.0f} s, {row['audio_hours_per_hour']:.1f} audio-h/h{skipped}",
+          flush=True)
+    improved = dev["cer"] < state.best_cer
+    if improved:
+        state.best_cer, state.best_epoch = dev["cer"], epoch
+        state.epochs_without_improvement = 0
+    else:
+        state.epochs_without_improvement += 1
+    epoch_card = run.save(f"epoch-{epoch + 1}.pt", full=False)
+    if improved:
+        copy_checkpoint(exp / f"epoch-{epoch + 1}.pt", exp / "best.pt")
+        write_model_json(exp / MODEL_JSON, epoch_card)  # the card of best.pt
+    run.save("last.pt")
+    stale = exp / f"epoch-{epoch + 1 - max(cfg.average_last, 1)}.pt"
+    if epoch + 1 - max(cfg.average_last, 1) >= 1 and stale.exists():
+        stale.unlink()
+
+
+def train(args) -> int:
+    rt = setup_runtime(args.device)
+    run = start_run(args, rt)
+    cfg, exp = run.cfg, run.exp
     log = TensorBoardLog(exp / "tensorboard", rt.is_main)
     if rt.is_main:
-        exp.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, exp / "config.yaml")
-        vocab.save(exp / "tokens.txt")
-        group = f", process group {rt.backend}" if rt.distributed else ""
-        print(f"device {rt.device} (x{rt.world_size}{group}), amp {amp}; "
-              f"model {count_parameters(model) / 1e6:.2f}M parameters")
-        print(f"train: {len(train_set)} utterances, {train_set.audio_seconds / 3600:.2f} h "
-              f"({describe_skipped(train_set)}); {total_steps} steps in {cfg.epochs} epochs")
-        print(f"dev: {len(dev_set)} utterances ({describe_skipped(dev_set)})")
-
-    data_facts = training_data(args.train, args.dev, train_set, dev_set)  # for the model card
-    last_dev: dict = {}  # the latest dev evaluation, for the model card
-
-    def save(name: str, full: bool = True) -> dict | None:
-        """Write checkpoint `name`; -> its model card."""
-        if not rt.is_main:
-            return None
-        ckpt = checkpoint_dict(
-            model, cfg, vocab.tokens, feature_config, optimizer, scheduler, scaler, state,
-            text_norm,
-        )
-        ckpt["card"] = build_card(ckpt, data_facts, last_dev)
-        save_checkpoint(ckpt if full else model_only(ckpt), exp / name)
-        return ckpt["card"]
-
-    model.train()
+        announce(run)
+    run.model.train()
     last_plot = 0.0
-    while state.epoch < cfg.epochs:
-        epoch = state.epoch
-        train_sampler.set_epoch(epoch, start_batch=state.batch_in_epoch)
-        augment = epoch >= cfg.augment_from_epoch
-        (model.module if rt.distributed else model).augment = augment
-        train_loader = make_loader(train_set, train_sampler)  # speed factors: the sampler's
-        epoch_start = time.time()
-        epoch_loss, epoch_tokens, epoch_audio, epoch_skipped = 0.0, 0, 0.0, 0
-        bar = tqdm(
-            train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not rt.is_main,
-            initial=state.batch_in_epoch, total=steps_per_epoch[epoch], dynamic_ncols=True,
-            file=sys.stdout, mininterval=5.0,
-        )
-        for batch in bar:
-            t0 = time.time()
-            torch.manual_seed(step_seed(cfg.seed, rt.rank, state.step))
-            loss_sum, n_tokens = ctc_loss_sum(model, batch, rt.device, amp)
-            loss_value = float(loss_sum.detach())
-            if not math.isfinite(loss_value):
-                print(f"step {state.step}: non-finite loss on utterances {batch['utt_ids']}",
-                      flush=True)
-            # every rank skips the batch, or DDP's gradient all-reduce would wait forever
-            if any_rank(not math.isfinite(loss_value), rt):
-                state.skipped_steps += 1
-                state.bad_steps_in_a_row += 1
-                epoch_skipped += 1
-                if state.bad_steps_in_a_row > cfg.max_bad_steps:
-                    raise SystemExit(
-                        f"asr train: non-finite loss in {state.bad_steps_in_a_row} batches in "
-                        f"a row (max_bad_steps {cfg.max_bad_steps}) at step {state.step}; "
-                        f"{exp / 'last.pt'} holds the last checkpoint")
-            else:
-                state.bad_steps_in_a_row = 0
-                # normalise by the global token count so DDP's gradient mean equals the
-                # single-process gradient over the same global batch
-                norm = torch.tensor(float(n_tokens), device=rt.device)
-                if rt.distributed:
-                    dist.all_reduce(norm)
-                loss = loss_sum * rt.world_size / norm
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                epoch_loss += loss_value
-                epoch_tokens += n_tokens
-            scheduler.step()  # a skipped batch still counts: the schedule ends at the last one
-            state.step += 1
-            state.batch_in_epoch += 1
-            audio = float(batch["feat_lens"].sum()) * train_store.config.frame_shift_ms / 1000
-            state.train_seconds += time.time() - t0
-            state.audio_seconds += audio * rt.world_size
-            epoch_audio += audio * rt.world_size
-            bar.set_postfix(loss=f"{loss_value / max(1, n_tokens):.3f}",
-                            lr=f"{scheduler.get_last_lr()[0]:.2e}")
-            if cfg.save_every_steps and state.step % cfg.save_every_steps == 0:
-                save("last.pt")
-            maybe_kill("train_step")
-        bar.close()
-
-        # end of epoch: evaluate on rank 0, everyone waits
-        state.epoch += 1
-        state.batch_in_epoch = 0
-        epoch_seconds = time.time() - epoch_start
-        if rt.is_main:
-            core = model.module if rt.distributed else model
-            dev = evaluate(core, dev_loader, rt.device, vocab.tokens, amp)
-            last_dev.update(wer=dev["wer"], cer=dev["cer"], epoch=epoch + 1, decoder="greedy")
-            row = {
-                "epoch": epoch, "step": state.step, "lr": scheduler.get_last_lr()[0],
-                "train_loss": epoch_loss / max(1, epoch_tokens), "dev_loss": dev["loss"],
-                "dev_cer": dev["cer"], "dev_wer": dev["wer"], "epoch_seconds": epoch_seconds,
-                "audio_hours_per_hour": epoch_audio / max(1e-9, epoch_seconds),
-            }
-            append_metrics(exp / "metrics.csv", row)
-            if time.time() - last_plot > PLOT_EVERY_S or state.epoch == cfg.epochs:
+    while run.state.epoch < cfg.epochs:
+        stats = train_one_epoch(run)
+        if rt.is_main:  # only rank 0 evaluates; everyone waits
+            end_epoch(run, stats, log)
+            if time.time() - last_plot > PLOT_EVERY_S or run.state.epoch == cfg.epochs:
                 plot_curves(exp / "metrics.csv", exp / "curves.png")
                 last_plot = time.time()
-            log.scalars({"train/loss": row["train_loss"], "dev/loss": dev["loss"],
-                         "dev/cer": dev["cer"], "dev/wer": dev["wer"], "lr": row["lr"]}, state.step)
-            print(f"epoch {epoch + 1}: train loss {row['train_loss']:.3f}, dev loss "
-                  f"{dev['loss']:.3f}, dev CER {dev['cer']:.2f}%, WER {dev['wer']:.2f}%, "
-                  f"{epoch_seconds:.0f} s, {row['audio_hours_per_hour']:.1f} audio-h/h"
-                  + (f"; skipped {epoch_skipped} batch{'es' if epoch_skipped > 1 else ''} with "
-                     f"a non-finite loss" if epoch_skipped else ""), flush=True)
-            improved = dev["cer"] < state.best_cer
-            if improved:
-                state.best_cer, state.best_epoch = dev["cer"], epoch
-                state.epochs_without_improvement = 0
-            else:
-                state.epochs_without_improvement += 1
-            epoch_card = save(f"epoch-{epoch + 1}.pt", full=False)
-            if improved:
-                copy_checkpoint(exp / f"epoch-{epoch + 1}.pt", exp / "best.pt")
-                write_model_json(exp / MODEL_JSON, epoch_card)  # the card of best.pt
-            save("last.pt")
-            keep = max(cfg.average_last, 1)
-            stale = exp / f"epoch-{epoch + 1 - keep}.pt"
-            if epoch + 1 - keep >= 1 and stale.exists():
-                stale.unlink()
         # rank 0 decides (only it evaluates); the others learn it here
-        patience_out = cfg.patience > 0 and state.epochs_without_improvement >= cfg.patience
+        patience_out = cfg.patience > 0 and run.state.epochs_without_improvement >= cfg.patience
         if any_rank(rt.is_main and patience_out, rt):
             if rt.is_main:
                 print(f"early stop: no better dev CER for {cfg.patience} epochs")
@@ -642,7 +723,7 @@ def train(args) -> int:
             break
 
     if rt.is_main:
-        finish(exp, cfg, state, dev_loader, vocab, rt)
+        finish(exp, cfg, run.state, run.dev_loader, run.vocab, rt)
     log.close()
     if rt.distributed:
         dist.barrier()
