@@ -24,7 +24,6 @@ from typing import Any
 import numpy as np
 
 from asr import features_numpy
-from asr.config import from_dict
 from asr.decoding import BLANK_ID
 from asr.text import TextNormConfig
 from asr.transcript import (
@@ -127,9 +126,7 @@ class OnnxRecognizer:
         self.tokens: list[str] = self.metadata["tokens"]
         self.feature_config: dict[str, Any] = self.metadata["feature_config"]
         self.seconds_per_output_frame: float = self.metadata["seconds_per_output_frame"]
-        norm = self.metadata.get("text_norm")  # None: the checkpoint predates it
-        self.text_norm = None if norm is None else from_dict(TextNormConfig, norm,
-                                                             f"{path}: text_norm")
+        self.text_norm = TextNormConfig.stored(self.metadata.get("text_norm"), str(path))
 
     @property
     def sample_rate(self) -> int:

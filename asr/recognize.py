@@ -77,8 +77,7 @@ class Recognizer:
         model = CTCModel(model_cfg, len(ckpt["tokens"]))
         model.load_state_dict(ckpt["model"])
         feature_config = FeatureConfig.from_dict(ckpt["feature_config"])
-        norm = ckpt.get("text_norm")  # absent from checkpoints older than it
-        text_norm = None if norm is None else from_dict(TextNormConfig, norm, f"{path}: text_norm")
+        text_norm = TextNormConfig.stored(ckpt.get("text_norm"), str(path))
         return cls(model, ckpt["tokens"], feature_config, pick_device(device), text_norm)
 
     def normalize(self, text: str) -> str:

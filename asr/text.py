@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from asr.config import from_dict
 from asr.datadir import write_text_atomic
 
 BLANK = "<blank>"  # the CTC blank, id 0
@@ -40,6 +41,12 @@ class TextNormConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @classmethod
+    def stored(cls, norm: dict | None, where: str) -> TextNormConfig | None:
+        """The normalisation a checkpoint or an exported model records (`text_norm`); None when
+        it predates that record. `where` names the file in errors."""
+        return None if norm is None else from_dict(cls, norm, f"{where}: text_norm")
 
 
 def _is_punct(ch: str) -> bool:
