@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import re
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -255,15 +256,21 @@ def _adjusted_counts(sentences: Iterable[str], order: int) -> list[Counter]:
     return adjusted
 
 
-def train_ngram(sentences: Iterable[str], order: int = 3) -> NgramLM:
-    """Interpolated modified Kneser-Ney n-gram LM from whitespace-tokenised sentences."""
+def train_ngram(sentences: Iterable[str], order: int = 3, vocab: Iterable[str] = ()) -> NgramLM:
+    """Interpolated modified Kneser-Ney n-gram LM from whitespace-tokenised sentences.
+
+    Words of `vocab` that the sentences lack join the vocabulary with a count of zero, as `<unk>`
+    does (SRILM's `ngram-count -vocab`): each gets the uniform share of the unigram interpolation,
+    so a decoder knows them as words (no out-of-vocabulary penalty) at a small probability."""
     if order < 1:
         raise ValueError(f"order must be >= 1, got {order}")
     counts = _adjusted_counts(sentences, order)
     if not counts[0]:
         raise ValueError("no words to train on")
-    counts[0].setdefault((UNK,), 0)
-    counts[0].setdefault((EOS,), 0)
+    for word in (UNK, EOS, *vocab):
+        if word == BOS:
+            continue
+        counts[0].setdefault((word,), 0)
     discounts = [_discounts(Counter(c for c in cnt.values() if c > 0)) for cnt in counts]
 
     def discount(k: int, c: int) -> float:
@@ -421,6 +428,18 @@ def build_tables(lm: NgramLM) -> tuple[NgramTables, dict[str, int]]:
 # `asr lm`
 
 
+def read_vocab(path: str | Path) -> list[str]:
+    """The words of a word list or pronunciation dictionary: the first field of each line.
+    CMU's marks of pronunciation variants (`A(2)`) are dropped, and `;;;` comment lines skipped."""
+    words = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            fields = line.split()
+            if fields and not fields[0].startswith(";;;"):
+                words.append(re.sub(r"\(\d+\)$", "", fields[0]))
+    return list(dict.fromkeys(words))
+
+
 def read_sentences(path: str | Path, plain: bool = False) -> list[str]:
     """Sentences of a Kaldi `text` file (`utt-id words...`, the id dropped) or, with `plain`,
     of a file with one sentence per line. Empty sentences are skipped."""
@@ -441,6 +460,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="ARPA file to write")
     parser.add_argument("--plain", action="store_true",
                         help="TEXT has one sentence per line, no utterance ids")
+    parser.add_argument("--vocab", type=Path, help="also know these words, with a count of zero: "
+                        "a word list or pronunciation dictionary (first field of each line; "
+                        "CMU's `WORD(2)` variants count once), e.g. AN4's etc/an4.dic")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -448,9 +470,18 @@ def run(args: argparse.Namespace) -> int:
     if not sentences:
         print(f"asr lm: no sentences in {args.text}", file=sys.stderr)
         return 1
-    lm = train_ngram(sentences, args.order)
+    vocab = []
+    if args.vocab is not None:
+        try:
+            vocab = read_vocab(args.vocab)
+        except (OSError, UnicodeDecodeError) as e:
+            print(f"asr lm: cannot read --vocab {args.vocab}: {e}", file=sys.stderr)
+            return 1
+    lm = train_ngram(sentences, args.order, vocab)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     lm.write_arpa(args.out)
     counts = ", ".join(f"{n} {k}-grams" for k, n in lm.counts().items())
-    print(f"asr lm: {len(sentences)} sentences -> {args.out} ({counts})")
+    unseen = len(set(lm.vocab) - {w for s in sentences for w in s.split()} - {BOS, EOS, UNK})
+    extra = f"; {unseen} words of {args.vocab} not in the text" if args.vocab else ""
+    print(f"asr lm: {len(sentences)} sentences -> {args.out} ({counts}{extra})")
     return 0

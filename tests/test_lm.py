@@ -162,3 +162,37 @@ def test_share_of_words_outside_a_character_set():
     lm = train_ngram(["ab ba", "abc", "xa"], order=1)
     assert lm.words_outside("ab") == ["abc", "xa"]  # special tokens do not count
     assert lm.words_outside("abcx") == []
+
+
+def test_vocab_words_join_with_the_share_of_unk():
+    # d and e are not in the text: each gets the uniform share gamma(()) / |V| that <unk> gets,
+    # with |V| = 7 now (a b c d e </s> <unk>), and every context still sums to one
+    lm = train_ngram(HAND_CORPUS, order=2, vocab=["d", "b", "e", BOS])
+    plain = train_ngram(HAND_CORPUS, order=2)
+    assert set(lm.vocab) == set(plain.vocab) | {"d", "e"}
+    assert lm.counts() == {1: 8, 2: 10}
+    gamma0 = 7 / 15  # D1 + D2 + D3+ over the continuation counts' sum, as in the hand bigram
+    for w in ("d", "e", UNK):
+        assert 10 ** lm.ngrams[(w,)][0] == pytest.approx(gamma0 / 7), w
+    assert 10 ** lm.ngrams[("b",)][0] == pytest.approx((4 - 5 / 3) / 10 + gamma0 / 7)
+    state = lm.begin_state()
+    assert lm.score_word(state, "d")[0] == lm.score_word(state, UNK)[0]
+    predicted = [w for w in lm.vocab if w != BOS]
+    for context in [(), (BOS,), ("a",), ("b",), ("c",)]:
+        total = sum(10 ** lm.score_word(LMState(context), w)[0] for w in predicted)
+        assert total == pytest.approx(1.0, abs=1e-9), context
+
+
+def test_cli_vocab_from_a_pronunciation_dictionary(tmp_path):
+    from asr.cli import main
+
+    (tmp_path / "text").write_text("u1 B\nu2 C B A B\nu3 B B\n")
+    (tmp_path / "an4.dic").write_text(";;; a comment\nA\tAH\nA(2)\tEY\nZEBRA\tZ IY B R AH\n\n"
+                                      "NOVEMBER(2)\tN OW V EH M B ER\n")
+    assert main(["lm", str(tmp_path / "text"), "--order", "2", "--vocab",
+                 str(tmp_path / "an4.dic"), "--out", str(tmp_path / "lm.arpa")]) == 0
+    lm = NgramLM.read_arpa(tmp_path / "lm.arpa")
+    assert set(lm.vocab) == {"A", "B", "C", "ZEBRA", "NOVEMBER", BOS, EOS, UNK}
+    assert main(["lm", str(tmp_path / "text"), "--vocab", str(tmp_path / "missing.dic"),
+                 "--out", str(tmp_path / "x.arpa")]) == 1
+    assert not (tmp_path / "x.arpa").exists()
