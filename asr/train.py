@@ -648,8 +648,9 @@ def train_one_epoch(run: Run) -> EpochStats:
         state.train_seconds += time.time() - t0
         state.audio_seconds += audio * rt.world_size
         stats.audio_seconds += audio * rt.world_size
+        # refresh=False: the bar redraws at its own interval, not once a step into a log file
         bar.set_postfix(loss=f"{loss_value / max(1, n_tokens):.3f}",
-                        lr=f"{run.scheduler.get_last_lr()[0]:.2e}")
+                        lr=f"{run.scheduler.get_last_lr()[0]:.2e}", refresh=False)
         if cfg.save_every_steps and state.step % cfg.save_every_steps == 0:
             run.save("last.pt")
         maybe_kill("train_step")

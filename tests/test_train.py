@@ -230,3 +230,15 @@ def test_non_finite_losses_in_a_row_end_the_run(corpus, tmp_path):
     proc = run_asr(with_feats_root(args, feats), check=False)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "non-finite loss in 3 batches in a row" in proc.stderr, proc.stderr
+
+
+def test_a_log_gets_a_progress_line_every_few_seconds_not_every_step(corpus, tmp_path):
+    # stdout is a pipe here, as in `asr train ... > train.log`: the bar is redrawn at its
+    # interval (5 s), so a run of 12 quick steps draws it at its start and end only
+    out = tmp_path / "exp"
+    proc = run_asr(tiny_train_args(corpus, out, "epochs=1", "save_every_steps=0",
+                                   "data.max_utts=1"))
+    with open(out / "metrics.csv") as f:
+        steps = int(next(csv.DictReader(f))["step"])
+    draws = proc.stdout.count("epoch 1/1:")
+    assert steps == 12 and draws <= 4, (steps, draws, proc.stdout)
