@@ -694,8 +694,9 @@ def end_epoch(run: Run, stats: EpochStats, log: TensorBoardLog) -> None:
         copy_checkpoint(exp / f"epoch-{epoch + 1}.pt", exp / "best.pt")
         write_model_json(exp / MODEL_JSON, epoch_card)  # the card of best.pt
     run.save("last.pt")
-    stale = exp / f"epoch-{epoch + 1 - max(cfg.average_last, 1)}.pt"
-    if epoch + 1 - max(cfg.average_last, 1) >= 1 and stale.exists():
+    keep = max(cfg.average_last, 1)  # epoch checkpoints kept, for averaging
+    stale = exp / f"epoch-{epoch + 1 - keep}.pt"
+    if epoch + 1 - keep >= 1 and stale.exists():
         stale.unlink()
 
 

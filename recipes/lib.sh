@@ -83,14 +83,11 @@ extract_features() {
   done
 }
 
-# stage 3: train_lm TRAIN_SET ORDER [VOCAB]: a word n-gram of TRAIN_SET's text; the words of VOCAB
-# (a word list or pronunciation dictionary shipped with the corpus) join its vocabulary
+# stage 3: train_lm TRAIN_SET ORDER
 train_lm() {
-  local vocab=()
-  [ -n "${3:-}" ] && vocab=(--vocab "$3")
   already_done "$data/lm/lm.arpa" || {
     mkdir -p "$data/lm"
-    asr lm "$data/$1/text" --order "$2" "${vocab[@]}" --out "$data/lm/lm.arpa"
+    asr lm "$data/$1/text" --order "$2" --out "$data/lm/lm.arpa"
   }
 }
 
