@@ -180,6 +180,39 @@ def test_dropout_zeroes_a_share_p_and_keeps_the_mean():
         Dropout(1.0)
 
 
+def test_dropout_mask_is_even_over_positions_and_quantises_p_to_16_bits():
+    # Four 16-bit draws share one 64-bit word: each of the four lanes, and an odd-sized tensor's
+    # tail, must drop its share p like the rest.
+    x = torch.ones(7, 13, 11)  # 1001 values: not a multiple of 4
+    drop = Dropout(0.3)
+    torch.manual_seed(3)
+    dropped = torch.stack([drop(x) == 0 for _ in range(400)]).float().mean(dim=0).flatten()
+    for lane in range(4):
+        assert abs(dropped[lane::4].mean().item() - 0.3) < 0.01, lane
+    assert abs(dropped[-40:].mean().item() - 0.3) < 0.04
+    assert (dropped > 0.15).all() and (dropped < 0.45).all()
+    assert drop.scale == 65536 / (65536 - round(0.3 * 65536))
+    torch.manual_seed(3)
+    assert not (Dropout(1e-9)(x) == 0).any()  # rounds to no drop at all
+
+
+def test_spec_augment_time_masks_follow_the_row_length():
+    # Rows under 25 frames get no time mask; a row's masks are at most time_width of its own
+    # length wide and cover whole frames.
+    torch.manual_seed(4)
+    feats = torch.ones(3, 400, 8)
+    lens = torch.tensor([400, 100, 24])
+    cfg = SpecAugmentConfig(freq_masks=0, time_masks=2, time_width=0.1)
+    widths = {0: set(), 1: set()}
+    for _ in range(50):
+        masked = (spec_augment(feats, lens, cfg) == 0).all(dim=-1)  # (B, T)
+        assert not masked[2].any()
+        for b in (0, 1):
+            assert masked[b].sum() <= 2 * int(0.1 * lens[b])
+            widths[b].add(int(masked[b].sum()))
+    assert max(widths[0]) > 40 and max(widths[1]) <= 20 and max(widths[1]) > 10
+
+
 def test_intermediate_ctc_adds_a_loss_of_a_lower_layer_and_changes_nothing_else():
     import torch.nn.functional as F
 
