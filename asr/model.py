@@ -195,10 +195,15 @@ class Dropout(nn.Module):
             return x
         if x.device.type != "cpu":
             return F.dropout(x, self.p, training=True)
+        return self.drop_on_cpu(x)
+
+    @torch.jit.unused
+    def drop_on_cpu(self, x):  # no annotations: the scripter reads them as text
+        """Left out of a scripted model, which is for inference, where this never runs."""
         return (x * self.scale).masked_fill_(random_int16(x.shape) < self.threshold, 0.0)
 
 
-def random_int16(shape: torch.Size) -> torch.Tensor:
+def random_int16(shape: tuple[int, ...]) -> torch.Tensor:
     """Uniform int16 values of `shape` from the global CPU generator, 64 bits a draw."""
     n = math.prod(shape)
     words = torch.empty((n + 3) // 4, dtype=torch.int64).random_(-(2**63), None)  # all 64 bits
