@@ -107,8 +107,7 @@ def spec_augment(
                           torch.full((B,), F_, device=device), cfg.freq_masks,
                           torch.arange(F_, device=device))
     if cfg.time_masks:
-        max_width = torch.tensor([int(cfg.time_width * n) for n in feat_lens.tolist()],
-                                 device=device)
+        max_width = (lens.double() * cfg.time_width).long()  # int(time_width * n), no sync
         time = band_masks(max_width, lens, cfg.time_masks, torch.arange(T, device=device),
                           count=(lens // 25).clamp(max=cfg.time_masks))
     return feats.masked_fill(freq[:, None, :] | time[:, :, None], 0.0)
