@@ -32,7 +32,7 @@ lint: $(VENV)/.installed-test
 
 test: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 clean:
 	rm -rf $(VENV) recipes/*/data recipes/*/exp recipes/*/feats
