@@ -94,8 +94,11 @@ def tiny_train_args(root: Path, out: Path, *overrides: str) -> list[str]:
         # the toy's settings from before the defaults changed (asr.auto, utterance CMN, ...)
         "model.utterance_cmn=false", "data.sortagrad=false", "augment_from_epoch=0",
     ]
+    # on the CPU wherever the tests run: the toy's outcome (and the gloo tests' ranks, one GPU
+    # each under --device auto) must not depend on whether the machine has a GPU; GPU tests
+    # append their own --device
     args = ["train", "--train", root / "data" / "train", "--dev", root / "data" / "dev",
-            "--feats-root", root / "feats", "--out", out]
+            "--feats-root", root / "feats", "--out", out, "--device", "cpu"]
     for o in base + list(overrides):
         args += ["--set", o]
     return args

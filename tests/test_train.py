@@ -19,7 +19,7 @@ from helpers_train import (
 from asr.checkpoint import load_checkpoint
 from asr.model import CTCModel
 from asr.scoring import read_kaldi_text
-from asr.train import ModelConfig_from, OptimConfig, lr_lambda
+from asr.train import ModelConfig_from, OptimConfig, lr_lambda, setup_runtime
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +151,19 @@ def test_torchrun_one_process_trains_through_epoch_ends(backend, corpus, tmp_pat
                    + ["--device", device], prefix=torchrun(1))
     assert f"process group {backend}" in proc.stdout, proc.stdout
     assert (out / "done.json").exists()
+
+
+def test_more_processes_than_gpus_is_a_clear_error(monkeypatch):
+    # torchrun --nproc_per_node=2 on a machine with one GPU: rank 1 has no GPU of its own, and
+    # torch.cuda.set_device would fail with "invalid device ordinal" (seen on an H200 machine)
+    for name, value in {"WORLD_SIZE": "2", "RANK": "1", "LOCAL_RANK": "1",
+                        "LOCAL_WORLD_SIZE": "2"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(SystemExit, match=r"2 processes on this machine, but 1 CUDA device is "
+                                         r"visible.*--nproc_per_node=1.*--device cpu"):
+        setup_runtime("auto")
 
 
 def test_two_gloo_processes_resume_exactly(corpus, tmp_path):
