@@ -133,14 +133,14 @@ def setup_runtime(device_arg: str) -> Runtime:
     if device_arg == "cuda" and not torch.cuda.is_available():
         raise SystemExit("asr train: --device cuda asked for, but no CUDA device is available")
     device = torch.device(device_arg)
-    if device.type == "cuda" and world_size > 1 and local_rank >= torch.cuda.device_count():
-        procs = int(os.environ.get("LOCAL_WORLD_SIZE", local_rank + 1))
-        gpus = torch.cuda.device_count()
-        raise SystemExit(
-            f"asr train: torchrun started {procs} processes on this machine, but {gpus} CUDA "
-            f"device{'s are' if gpus != 1 else ' is'} visible (one process per GPU): start "
-            f"--nproc_per_node={gpus}, or train on the CPU with --device cpu")
     if device.type == "cuda":
+        gpus = torch.cuda.device_count()
+        if world_size > 1 and local_rank >= gpus:
+            procs = int(os.environ.get("LOCAL_WORLD_SIZE", local_rank + 1))
+            raise SystemExit(
+                f"asr train: torchrun started {procs} processes on this machine, but {gpus} CUDA "
+                f"device{'s are' if gpus != 1 else ' is'} visible (one process per GPU): start "
+                f"--nproc_per_node={gpus}, or train on the CPU with --device cpu")
         device = torch.device("cuda", local_rank if world_size > 1 else (device.index or 0))
         torch.cuda.set_device(device)
     backend = None
