@@ -497,18 +497,31 @@ def add_tune_lm_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
 
 
+def lm_grid(tokens: list[str], lm, utt_ids: list[str], log_probs: list[torch.Tensor],
+            refs: dict[str, str], alphas, betas, **options) -> list[dict]:
+    """WER and CER of beam search + `lm` at each alpha x beta point (what `asr tune-lm`
+    searches); `options`: the other BeamSearchOptions fields."""
+    grid = []
+    for alpha, beta in tqdm(list(itertools.product(alphas, betas)), desc="grid"):
+        decoder = BeamSearchDecoder(tokens, BeamSearchOptions(alpha=alpha, beta=beta, **options),
+                                    lm=lm)
+        report = score(refs, decode_all(decoder, utt_ids, log_probs))
+        grid.append({"alpha": alpha, "beta": beta, "wer": report.wer, "cer": report.cer})
+    return grid
+
+
+def best_point(grid: list[dict]) -> dict:
+    """The grid point with the lowest WER, the lower CER among equals."""
+    return min(grid, key=lambda g: (g["wer"], g["cer"]))
+
+
 def run_tune_lm(args) -> int:
     recognizer = Recognizer.from_checkpoint(args.checkpoint, args.device)
     lm = load_lm(args.lm, recognizer.tokens, recognizer.text_norm)
     acoustic = run_acoustic(recognizer, args.data_dir)
-    grid = []
-    for alpha, beta in tqdm(list(itertools.product(args.alphas, args.betas)), desc="grid"):
-        options = BeamSearchOptions(beam_width=args.beam, alpha=alpha, beta=beta)
-        decoder = BeamSearchDecoder(recognizer.tokens, options, lm=lm)
-        hyps = decode_all(decoder, acoustic.utt_ids, acoustic.log_probs)
-        report = score(acoustic.refs, hyps)
-        grid.append({"alpha": alpha, "beta": beta, "wer": report.wer, "cer": report.cer})
-    best = min(grid, key=lambda g: (g["wer"], g["cer"]))
+    grid = lm_grid(recognizer.tokens, lm, acoustic.utt_ids, acoustic.log_probs, acoustic.refs,
+                   args.alphas, args.betas, beam_width=args.beam)
+    best = best_point(grid)
     print("alpha  beta    WER%    CER%")
     for g in grid:
         mark = "  <- best" if g is best else ""

@@ -12,28 +12,14 @@ dev, not a held-out figure. The npz layout is bench/decode.py's.
 from __future__ import annotations
 
 import argparse
-import itertools
 from pathlib import Path
 
-import numpy as np
+import torch
+from decode import load_npz  # bench/decode.py
 
-from asr.decoding import DEFAULT_UNK_SCORE, BeamSearchDecoder, BeamSearchOptions
+from asr.decoding import DEFAULT_UNK_SCORE
 from asr.lm import NgramLM
-from asr.scoring import score
-
-
-def best_on_grid(data: dict, lm: NgramLM, alphas, betas, **options) -> tuple[float, ...]:
-    """(WER, CER, alpha, beta) of the alpha x beta point with the lowest WER."""
-    refs = dict(zip(data["utt_ids"], data["refs"]))
-    best = None
-    for alpha, beta in itertools.product(alphas, betas):
-        decoder = BeamSearchDecoder(list(data["tokens"]),
-                                    BeamSearchOptions(alpha=alpha, beta=beta, **options), lm=lm)
-        hyps = decoder(data["log_probs"], data["out_lens"])
-        report = score(refs, {u: h[0].text for u, h in zip(data["utt_ids"], hyps)})
-        if best is None or report.wer < best[0]:
-            best = (report.wer, report.cer, alpha, beta)
-    return best
+from asr.recognize import best_point, lm_grid
 
 
 def main() -> None:
@@ -47,8 +33,10 @@ def main() -> None:
                         default=[DEFAULT_UNK_SCORE, -10.0, -2.0])
     args = parser.parse_args()
 
-    npz = np.load(args.log_probs)
-    data = {k: npz[k] for k in ("utt_ids", "tokens", "refs", "out_lens", "log_probs")}
+    data = load_npz(args.log_probs)
+    utt_ids, tokens = list(data["utt_ids"]), list(data["tokens"])
+    log_probs = [torch.from_numpy(lp[:n]) for lp, n in zip(data["log_probs"], data["out_lens"])]
+    refs = dict(zip(utt_ids, data["refs"]))
     print("| LM | words outside the LM | WER % | CER % | alpha | beta |")
     print("|---|---|---:|---:|---:|---:|")
     for path in args.lms:
@@ -56,10 +44,10 @@ def main() -> None:
         rows = [(f"unk_score {u:g}", dict(unk_score=u)) for u in args.unk_scores]
         rows.append(("none (vocab_only)", dict(vocab_only=True)))
         for label, options in rows:
-            wer, cer, alpha, beta = best_on_grid(data, lm, args.alphas, args.betas,
-                                                 beam_width=args.beam, **options)
-            print(f"| {path.name} | {label} | {wer:.2f} | {cer:.2f} | {alpha:g} | {beta:g} |",
-                  flush=True)
+            b = best_point(lm_grid(tokens, lm, utt_ids, log_probs, refs, args.alphas,
+                                   args.betas, beam_width=args.beam, **options))
+            print(f"| {path.name} | {label} | {b['wer']:.2f} | {b['cer']:.2f} | {b['alpha']:g} "
+                  f"| {b['beta']:g} |", flush=True)
 
 
 if __name__ == "__main__":
