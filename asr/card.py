@@ -123,7 +123,7 @@ def training_data(train_dir, dev_dir, train_set, dev_set) -> dict[str, Any]:
 
 
 def architecture(model_config: dict[str, Any]) -> str:
-    """'3 x BiLSTM 256, subsampling x4' (+ projection, LayerNorm)."""
+    """'3 x BiLSTM 256, subsampling x4' (+ projection, LayerNorm, speaker CMN)."""
     mc = model_config
     text = (f"{mc.get('num_layers', '?')} x Bi{str(mc.get('cell', '?')).upper()} "
             f"{mc.get('hidden_size', '?')}, subsampling x{mc.get('subsample', '?')}")
@@ -131,6 +131,8 @@ def architecture(model_config: dict[str, Any]) -> str:
         text += f", projection {mc['proj_size']}"
     if mc.get("layer_norm"):
         text += ", LayerNorm"
+    if mc.get("speaker_cmn"):
+        text += ", speaker CMN"
     return text
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from asr.ctc import min_ctc_frames
-from asr.datadir import read_data_dir
+from asr.datadir import Utterance, read_data_dir
 from asr.featstore import FeatureStore
 from asr.text import Vocabulary
 
@@ -64,13 +64,17 @@ class CTCDataset(torch.utils.data.Dataset):
         out_lengths: Callable[[int], int] | None = None,
         speed_factors: tuple[float, ...] = (),
         max_frames: int = 0,
+        speaker_cmn: bool = False,
     ):
         self.store = FeatureStore(feats_dir)
         self.skipped: Counter[str] = Counter()
         self.items: list[Item] = []
         stored = set(self.store.utt_ids)
         fastest, slowest = max(speed_factors, default=1.0), min(speed_factors, default=1.0)
-        for utt in read_data_dir(data_dir):
+        utts = read_data_dir(data_dir)
+        # utt_id -> its speaker's mean raw feature vector [F], for the model's speaker CMN
+        self.cmn_means = speaker_means(self.store, utts) if speaker_cmn else None
+        for utt in utts:
             if utt.utt_id not in stored:
                 self.skipped["no features (bad audio?)"] += 1
                 continue
@@ -97,7 +101,8 @@ class CTCDataset(torch.utils.data.Dataset):
         item = self.items[index]
         feats = torch.from_numpy(np.array(self.store[item.utt_id], dtype=np.float32))
         targets = torch.tensor(item.targets, dtype=torch.long)
-        return item.utt_id, stretch_time(feats, factor), targets
+        mean = None if self.cmn_means is None else torch.from_numpy(self.cmn_means[item.utt_id])
+        return item.utt_id, stretch_time(feats, factor), targets, mean
 
     @property
     def lengths(self) -> list[int]:
@@ -196,6 +201,21 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         return len(self.global_batches()) - self.start_batch
 
 
+def speaker_means(store: FeatureStore, utts: list[Utterance]) -> dict[str, np.ndarray]:
+    """utt_id -> the mean feature vector (float32 [F]) over all frames of its speaker's
+    utterances in `store` (Kaldi's per-speaker CMN statistics, from utt2spk); an utterance
+    without features gets none."""
+    sums: dict[str, np.ndarray] = {}
+    counts: Counter[str] = Counter()
+    for utt in utts:
+        if utt.utt_id in store:
+            x = np.asarray(store[utt.utt_id], dtype=np.float64)
+            sums[utt.speaker] = sums.get(utt.speaker, 0.0) + x.sum(axis=0)
+            counts[utt.speaker] += x.shape[0]
+    return {u.utt_id: (sums[u.speaker] / counts[u.speaker]).astype(np.float32)
+            for u in utts if u.utt_id in store}
+
+
 def stretched_length(num_frames: int, factor: float) -> int:
     """Frames of an utterance of `num_frames` frames after `stretch_time` by `factor`."""
     return num_frames if factor == 1.0 else max(1, round(num_frames / factor))
@@ -214,9 +234,11 @@ def stretch_time(feats: torch.Tensor, factor: float) -> torch.Tensor:
 
 
 def collate(samples):
-    """[(utt_id, feats [T, F], targets [U])] -> dict of utt_ids, feats [B, T, F], feat_lens [B],
-    targets [B, U], target_lens [B]."""
-    utt_ids, feats, targets = zip(*samples)
+    """[(utt_id, feats [T, F], targets [U], speaker mean [F] or None)] -> dict of utt_ids,
+    feats [B, T, F], feat_lens [B], targets [B, U], target_lens [B], cmn_means [B, F] or None
+    (samples without the 4th element: None)."""
+    utt_ids, feats, targets = zip(*(s[:3] for s in samples))
+    means = [s[3] if len(s) > 3 else None for s in samples]
     feat_lens = torch.tensor([f.size(0) for f in feats])
     target_lens = torch.tensor([t.size(0) for t in targets])
     return {
@@ -225,6 +247,7 @@ def collate(samples):
         "feat_lens": feat_lens,
         "targets": torch.nn.utils.rnn.pad_sequence(list(targets), batch_first=True),
         "target_lens": target_lens,
+        "cmn_means": None if any(m is None for m in means) else torch.stack(means),
     }
 
 

@@ -31,6 +31,9 @@ class ModelConfig:
     num_features: int = 80  # F, feature bins in
     utterance_cmn: bool = True  # also subtract each utterance's mean feature vector (AN4: dev
     # CER left the CTC plateau sooner with it)
+    speaker_cmn: bool = False  # with utterance_cmn: subtract the mean over all of the speaker's
+    # utterances in the set instead (Kaldi's per-speaker CMN, utt2spk); an utterance of no known
+    # speaker (asr transcribe of a file) uses its own mean
     subsample: Literal["auto", 1, 2, 4] = "auto"  # time reduction of the conv front-end; "auto":
     # training picks the largest the transcripts allow (asr.auto.choose_subsample)
     conv_channels: int = 32  # channels of each stride-2 conv layer
@@ -54,6 +57,9 @@ class ModelConfig:
                              f"(1..{self.num_layers - 1}), got {self.inter_ctc_layer}")
         if not 0.0 < self.inter_ctc_weight < 1.0:
             raise ValueError(f"inter_ctc_weight must be in (0, 1), got {self.inter_ctc_weight}")
+        if self.speaker_cmn and not self.utterance_cmn:
+            raise ValueError("speaker_cmn needs utterance_cmn: it changes whose mean is "
+                             "subtracted, the utterance's or its speaker's")
 
 
 def lengths_to_mask(lens: torch.Tensor, max_len: int) -> torch.Tensor:
@@ -65,7 +71,8 @@ class GlobalCMVN(nn.Module):
     """(feats - mean) / std with statistics of the training set, kept as buffers so that a
     checkpoint carries them; with `utterance_mean`, each utterance's own mean (over its frames,
     after the global normalisation) is then subtracted too, which takes out much of what the
-    channel and the speaker's vocal tract add to every frame."""
+    channel and the speaker's vocal tract add to every frame. `means` [B, F] (raw features),
+    where given, is subtracted instead of the utterance's own: its speaker's mean."""
 
     def __init__(self, num_features: int, utterance_mean: bool = False):
         super().__init__()
@@ -77,13 +84,17 @@ class GlobalCMVN(nn.Module):
         self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
         self.std.copy_(torch.as_tensor(std, dtype=torch.float32))
 
-    def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor) -> torch.Tensor:
+    def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor,
+                means: torch.Tensor | None = None) -> torch.Tensor:
         """feats [B, T, F] -> [B, T, F], zero on padding."""
         mask = lengths_to_mask(feat_lens, feats.size(1)).unsqueeze(-1)  # (B, T, 1)
         x = ((feats - self.mean) / self.std).masked_fill(~mask, 0.0)
         if self.utterance_mean:
-            means = x.sum(dim=1, keepdim=True) / feat_lens.clamp(min=1)[:, None, None]  # (B, 1, F)
-            x = (x - means).masked_fill(~mask, 0.0)
+            if means is None:
+                shift = x.sum(dim=1, keepdim=True) / feat_lens.clamp(min=1)[:, None, None]
+            else:
+                shift = ((means.to(x.dtype) - self.mean) / self.std).unsqueeze(1)  # (B, 1, F)
+            x = (x - shift).masked_fill(~mask, 0.0)
         return x
 
 
@@ -329,10 +340,12 @@ class CTCModel(nn.Module):
             return x
         return spec_augment(x, feat_lens, self.cfg.spec_augment)
 
-    def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor):
-        """feats [B, T, F] (raw features), feat_lens [B] ->
+    def forward(self, feats: torch.Tensor, feat_lens: torch.Tensor,
+                cmn_means: torch.Tensor | None = None):
+        """feats [B, T, F] (raw features), feat_lens [B], with cfg.speaker_cmn the speakers'
+        mean raw features [B, F] (None: each utterance's own) ->
         (log_probs [B, T', V] float32, out_lens [B])."""
-        x = self.cmvn(feats, feat_lens)
+        x = self.cmvn(feats, feat_lens, cmn_means)
         if self.training and self.augment:
             x = self.augment_features(x, feat_lens)
         lens = feat_lens

@@ -113,8 +113,15 @@ class Recognizer:
         return feats[0].numpy()
 
     @torch.no_grad()
-    def log_probs(self, waves: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """waves: B float32 arrays [N_b] at `sample_rate` ->
+    @property
+    def speaker_cmn(self) -> bool:
+        """Whether the model subtracts its speakers' mean features (`log_probs`'s `cmn_means`)."""
+        return self.model.cfg.speaker_cmn
+
+    def log_probs(self, waves: list[np.ndarray], cmn_means: list[np.ndarray] | None = None
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        """waves: B float32 arrays [N_b] at `sample_rate`, and with a speaker-CMN model their
+        speakers' mean features [F] each (None: each wave's own) ->
         (log_probs [B, T', V] on the CPU, out_lens [B])."""
         wave_lens = torch.tensor([len(w) for w in waves])
         batch = torch.zeros(len(waves), int(wave_lens.max()))
@@ -123,7 +130,10 @@ class Recognizer:
         feats, feat_lens = compute_features(
             batch.to(self.device), wave_lens.to(self.device), self.feature_config
         )
-        log_probs, out_lens = self.model(feats, feat_lens)
+        means = None
+        if cmn_means is not None and self.speaker_cmn:
+            means = torch.from_numpy(np.stack(cmn_means)).to(self.device)
+        log_probs, out_lens = self.model(feats, feat_lens, means)
         return log_probs.cpu(), out_lens.cpu()
 
 
@@ -244,6 +254,7 @@ def acoustic_batches(recognizer: Recognizer, utts: list[Utterance], failed: dict
     sr = recognizer.sample_rate
     cfg = recognizer.feature_config
     batches = length_sorted_batches(utts, sr, failed)
+    means = speaker_feature_means(recognizer, utts, failed) if recognizer.speaker_cmn else None
     with tqdm(total=sum(map(len, batches)), desc="acoustic model", unit="utt",
               mininterval=2.0) as bar:
         for batch in batches:
@@ -262,17 +273,45 @@ def acoustic_batches(recognizer: Recognizer, utts: list[Utterance], failed: dict
                 waves.append(wave)
             if waves:
                 seconds = {u: len(w) / sr for u, w in zip(ids, waves)}
-                ids, log_probs = forward_each_usable(recognizer, ids, waves, failed)
+                ids, log_probs = forward_each_usable(recognizer, ids, waves, failed, means)
                 yield ids, log_probs, [seconds[u] for u in ids]
             bar.update(len(batch))
 
 
+def speaker_feature_means(recognizer: Recognizer, utts: list[Utterance], failed: dict[str, str]
+                          ) -> dict[str, np.ndarray]:
+    """utt_id -> the mean feature vector [F] over all frames of its speaker's usable utterances
+    (a first pass over the audio, for a speaker-CMN model: asr.data.speaker_means from the
+    audio). Audio that cannot be read is left to the pass that reports it."""
+    sums: dict[str, np.ndarray] = {}
+    counts: dict[str, int] = {}
+    speaker = {}
+    for utt in tqdm(utts, desc="speaker means", unit="utt", mininterval=2.0):
+        if utt.utt_id in failed:
+            continue
+        try:
+            wave = load_audio(utt.audio, recognizer.sample_rate)
+            feats = np.asarray(recognizer.features(wave), dtype=np.float64)
+        except (AudioError, ValueError):
+            continue
+        if feats.shape[0] == 0:
+            continue
+        sums[utt.speaker] = sums.get(utt.speaker, 0.0) + feats.sum(axis=0)
+        counts[utt.speaker] = counts.get(utt.speaker, 0) + feats.shape[0]
+        speaker[utt.utt_id] = utt.speaker
+    return {u: (sums[s] / counts[s]).astype(np.float32) for u, s in speaker.items()}
+
+
 def forward_each_usable(recognizer: Recognizer, ids: list[str], waves: list[np.ndarray],
-                        failed: dict[str, str]) -> tuple[list[str], list[torch.Tensor]]:
-    """The batch's log-probs; should the batch fail, each utterance alone, so that one that
-    cannot be used fails by itself."""
+                        failed: dict[str, str], means: dict[str, np.ndarray] | None = None
+                        ) -> tuple[list[str], list[torch.Tensor]]:
+    """The batch's log-probs (with `means`, each utterance's speaker mean); should the batch
+    fail, each utterance alone, so that one that cannot be used fails by itself."""
+    def means_of(utt_ids):
+        return None if means is None else [means[u] for u in utt_ids]
+
     try:
-        log_probs, out_lens = recognizer.log_probs(waves)
+        log_probs, out_lens = recognizer.log_probs(waves, means_of(ids))
     except ValueError:  # one of them cannot be used (the checks before missed why): find it
         pass
     else:
@@ -280,7 +319,7 @@ def forward_each_usable(recognizer: Recognizer, ids: list[str], waves: list[np.n
     kept_ids, kept = [], []
     for utt_id, wave in zip(ids, waves):
         try:
-            log_probs, out_lens = recognizer.log_probs([wave])
+            log_probs, out_lens = recognizer.log_probs([wave], means_of([utt_id]))
         except ValueError as e:
             skip(failed, utt_id, str(e))
         else:

@@ -252,12 +252,18 @@ def resume_config(stored: dict, args, where: str) -> TrainConfig:
 # One step, one evaluation
 
 
+def cmn_means_on(batch: dict, device: torch.device) -> torch.Tensor | None:
+    """The batch's speaker means [B, F] on `device` (None without speaker CMN)."""
+    means = batch.get("cmn_means")
+    return None if means is None else means.to(device)
+
+
 def ctc_loss_sum(model, batch, device, amp: bool):
     """Sum of per-utterance CTC losses of a batch, and its target token count."""
     feats = batch["feats"].to(device, non_blocking=True)
     feat_lens = batch["feat_lens"].to(device)
     with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-        log_probs, out_lens = model(feats, feat_lens)
+        log_probs, out_lens = model(feats, feat_lens, cmn_means_on(batch, device))
     targets, target_lens = batch["targets"].to(device), batch["target_lens"].to(device)
 
     def ctc(lp: torch.Tensor) -> torch.Tensor:
@@ -286,7 +292,7 @@ def evaluate(model, loader, device, tokens: list[str], amp: bool) -> dict[str, f
         feats = batch["feats"].to(device)
         feat_lens = batch["feat_lens"].to(device)
         with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp):
-            log_probs, out_lens = model(feats, feat_lens)
+            log_probs, out_lens = model(feats, feat_lens, cmn_means_on(batch, device))
         loss = F.ctc_loss(
             log_probs.float().transpose(0, 1),  # (B, T', V) -> (T', B, V)
             batch["targets"].to(device),
@@ -496,9 +502,10 @@ def build_datasets(args, cfg: TrainConfig, model: CTCModel, vocab: Vocabulary
     def out_len(n: int) -> int:
         return int(model.output_lengths(torch.tensor([n]))[0])
 
+    speaker_cmn = cfg.model.speaker_cmn
     train_set = CTCDataset(args.train_feats, args.train, vocab, out_len,
-                           cfg.data.speed_perturb, cfg.data.max_frames)
-    dev_set = CTCDataset(args.dev_feats, args.dev, vocab, out_len)
+                           cfg.data.speed_perturb, cfg.data.max_frames, speaker_cmn)
+    dev_set = CTCDataset(args.dev_feats, args.dev, vocab, out_len, speaker_cmn=speaker_cmn)
     if cfg.dev_max_utts:
         dev_set.items = dev_set.items[: cfg.dev_max_utts]
     for name, dataset, data_dir in (("training", train_set, args.train),

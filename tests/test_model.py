@@ -13,6 +13,7 @@ from asr.model import (
     BiRNNLayer,
     CTCModel,
     Dropout,
+    GlobalCMVN,
     ModelConfig,
     SpecAugmentConfig,
     reverse_padded,
@@ -260,3 +261,21 @@ def test_intermediate_ctc_works_with_projections_between_layers():
     log_probs, _ = model(torch.randn(2, 40, 20), torch.tensor([40, 30]))
     assert model.inter_log_probs is not None
     assert model.inter_log_probs.shape == log_probs.shape
+
+
+def test_speaker_cmn_subtracts_the_given_means_and_falls_back_to_each_utterances_own():
+    torch.manual_seed(0)
+    cmvn = GlobalCMVN(6, utterance_mean=True)
+    cmvn.set_stats(torch.randn(6), torch.rand(6) + 0.5)
+    feats, lens = torch.randn(2, 10, 6) + 3.0, torch.tensor([10, 6])
+    own = torch.stack([feats[b, : int(n)].mean(dim=0) for b, n in enumerate(lens)])  # (B, F)
+    assert torch.allclose(cmvn(feats, lens, own), cmvn(feats, lens), atol=1e-5)
+    means = torch.randn(2, 6)  # a speaker's mean raw features, one row per utterance
+    out = cmvn(feats, lens, means)
+    expected = (feats - means[:, None, :]) / cmvn.std
+    assert torch.allclose(out[0], expected[0], atol=1e-5)
+    assert torch.allclose(out[1, :6], expected[1, :6], atol=1e-5)
+    assert (out[1, 6:] == 0).all()  # padding stays zero
+    assert not torch.allclose(out, cmvn(feats, lens), atol=1e-3)
+    with pytest.raises(ValueError, match="speaker_cmn needs utterance_cmn"):
+        small_config(speaker_cmn=True, utterance_cmn=False)

@@ -366,3 +366,31 @@ def test_cli_beam_defaults_are_the_decoders():
         assert (args.beam, args.alpha, args.beta) == (DEFAULT_BEAM, DEFAULT_ALPHA, DEFAULT_BETA)
     argv = ["tune-lm", "d", "--checkpoint", "c.pt", "--lm", "lm.arpa"]
     assert build_parser(argv).parse_args(argv).beam == DEFAULT_BEAM
+
+
+def test_speaker_cmn_model_trains_and_decodes_with_its_speakers_means(tone_corpus, tmp_path):
+    """A speaker-CMN model: training and decoding subtract the same speaker means, decoding's
+    computed from the audio (a first pass) as training's were from the feature store."""
+    from asr.data import speaker_means
+    from asr.featstore import FeatureStore
+
+    out = tmp_path / "exp"
+    run_asr(tiny_train_args(tone_corpus, out, "epochs=1", "model.utterance_cmn=true",
+                            "model.speaker_cmn=true", "save_every_steps=0"))
+    recognizer = Recognizer.from_checkpoint(out / "last.pt", "cpu")
+    assert recognizer.speaker_cmn
+    dev = tone_corpus / "data" / "dev"
+    utts = read_data_dir(dev)
+    from_audio = recognize.speaker_feature_means(recognizer, utts, {})
+    from_store = speaker_means(FeatureStore(tone_corpus / "feats" / "dev"), utts)
+    assert from_audio.keys() == from_store.keys() == {u.utt_id for u in utts}
+    for u in utts:
+        np.testing.assert_allclose(from_audio[u.utt_id], from_store[u.utt_id], rtol=1e-4,
+                                   atol=1e-4)
+    acoustic = recognize.run_acoustic(recognizer, dev)
+    for utt_id, lp in zip(acoustic.utt_ids, acoustic.log_probs):
+        wave = recognize.load_audio(next(u.audio for u in utts if u.utt_id == utt_id), SR)
+        with_mean, n = recognizer.log_probs([wave], [from_audio[utt_id]])
+        own_mean, _ = recognizer.log_probs([wave])
+        assert torch.allclose(lp, with_mean[0, : int(n[0])], atol=1e-4)
+        assert not torch.allclose(lp, own_mean[0, : int(n[0])], atol=1e-4)

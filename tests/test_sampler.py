@@ -3,6 +3,7 @@ split, resume position."""
 
 import random
 
+import numpy as np
 import torch
 
 from asr.data import (
@@ -11,6 +12,7 @@ from asr.data import (
     DataConfig,
     collate,
     make_loader,
+    speaker_means,
     stretch_time,
     stretched_length,
 )
@@ -129,3 +131,25 @@ def test_speed_factors_depend_on_seed_and_epoch_and_from_epoch():
         assert all(picks[i] == f for i, f in batch)
         longest = max(stretched_length(lens[i], f) for i, f in batch)
         assert longest * len(batch) <= cfg.max_frames or len(batch) == 1
+
+
+def test_speaker_cmn_gives_each_utterance_its_speakers_mean_over_all_their_frames(tone_corpus):
+    data = tone_corpus / "data" / "train"
+    utts = read_data_dir(data)
+    vocab = Vocabulary.build(u.text for u in utts)
+    dataset = CTCDataset(tone_corpus / "feats" / "train", data, vocab, speaker_cmn=True)
+    by_speaker = {}
+    for u in utts:
+        by_speaker.setdefault(u.speaker, []).append(np.asarray(dataset.store[u.utt_id]))
+    assert len(by_speaker) == 2
+    expected = {s: np.concatenate(x).mean(axis=0) for s, x in by_speaker.items()}  # frame-weighted
+    speaker = {u.utt_id: u.speaker for u in utts}
+    for i, item in enumerate(dataset.items):
+        np.testing.assert_allclose(dataset[i][3].numpy(), expected[speaker[item.utt_id]],
+                                   rtol=1e-5, atol=1e-5)
+    assert not np.allclose(*expected.values())
+    batch = collate([dataset[0], dataset[1]])
+    assert torch.equal(batch["cmn_means"], torch.stack([dataset[0][3], dataset[1][3]]))
+    plain = CTCDataset(tone_corpus / "feats" / "train", data, vocab)
+    assert plain[0][3] is None and collate([plain[0], plain[1]])["cmn_means"] is None
+    assert speaker_means(dataset.store, utts).keys() == {u.utt_id for u in utts}
