@@ -58,7 +58,8 @@ def ragged_batch(feature_config, lengths_s=(1.3, 0.4, 2.1, 0.03)):
 
 
 @pytest.mark.parametrize("overrides", [
-    {}, {"subsample": 1, "cell": "gru", "utterance_cmn": True, "inter_ctc_layer": 1},
+    {}, {"subsample": 1, "cell": "gru", "utterance_cmn": True, "speaker_cmn": True,
+     "inter_ctc_layer": 1},
     {"subsample": 2, "cell": "rnn", "proj_size": 16, "layer_norm": False},
 ])
 def test_exported_models_equal_pytorch_on_a_ragged_batch(tmp_path, overrides):
