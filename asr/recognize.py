@@ -112,12 +112,12 @@ class Recognizer:
         feats, _ = compute_features(w, torch.tensor([w.shape[1]]), self.feature_config)
         return feats[0].numpy()
 
-    @torch.no_grad()
     @property
     def speaker_cmn(self) -> bool:
         """Whether the model subtracts its speakers' mean features (`log_probs`'s `cmn_means`)."""
         return self.model.cfg.speaker_cmn
 
+    @torch.no_grad()
     def log_probs(self, waves: list[np.ndarray], cmn_means: list[np.ndarray] | None = None
                   ) -> tuple[torch.Tensor, torch.Tensor]:
         """waves: B float32 arrays [N_b] at `sample_rate`, and with a speaker-CMN model their

@@ -394,3 +394,6 @@ def test_speaker_cmn_model_trains_and_decodes_with_its_speakers_means(tone_corpu
         own_mean, _ = recognizer.log_probs([wave])
         assert torch.allclose(lp, with_mean[0, : int(n[0])], atol=1e-4)
         assert not torch.allclose(lp, own_mean[0, : int(n[0])], atol=1e-4)
+        assert not with_mean.requires_grad  # inference builds no graph
+    run_asr(["decode", "--checkpoint", out / "last.pt", dev, "--out", tmp_path / "decode"])
+    assert read_kaldi_text(tmp_path / "decode" / "hyp.txt").keys() == {u.utt_id for u in utts}
