@@ -249,9 +249,9 @@ def test_decode_loads_audio_batch_by_batch(tone_model, tmp_path, monkeypatch):
         events.append(("load", len(wave)))
         return wave
 
-    def forward(waves):
+    def forward(waves, cmn_means=None):
         events.append(("forward", len(waves)))
-        return real_forward(waves)
+        return real_forward(waves, cmn_means)
 
     monkeypatch.setattr(recognize, "load_audio", load)
     monkeypatch.setattr(recognize, "BATCH_AUDIO_SECONDS", 4.0)  # 2 to 3 utterances a batch
