@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -201,19 +201,25 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         return len(self.global_batches()) - self.start_batch
 
 
-def speaker_means(store: FeatureStore, utts: list[Utterance]) -> dict[str, np.ndarray]:
-    """utt_id -> the mean feature vector (float32 [F]) over all frames of its speaker's
-    utterances in `store` (Kaldi's per-speaker CMN statistics, from utt2spk); an utterance
-    without features gets none."""
+def mean_by_speaker(feats_of: Iterable[tuple[Utterance, np.ndarray]]) -> dict[str, np.ndarray]:
+    """(utterance, its features [T, F]) pairs -> utt_id -> the mean feature vector (float32
+    [F]) over all frames of its speaker's utterances among them (Kaldi's per-speaker CMN
+    statistics, from utt2spk)."""
     sums: dict[str, np.ndarray] = {}
     counts: Counter[str] = Counter()
-    for utt in utts:
-        if utt.utt_id in store:
-            x = np.asarray(store[utt.utt_id], dtype=np.float64)
-            sums[utt.speaker] = sums.get(utt.speaker, 0.0) + x.sum(axis=0)
-            counts[utt.speaker] += x.shape[0]
-    return {u.utt_id: (sums[u.speaker] / counts[u.speaker]).astype(np.float32)
-            for u in utts if u.utt_id in store}
+    speaker = {}
+    for utt, feats in feats_of:
+        x = np.asarray(feats, dtype=np.float64)
+        sums[utt.speaker] = sums.get(utt.speaker, 0.0) + x.sum(axis=0)
+        counts[utt.speaker] += x.shape[0]
+        speaker[utt.utt_id] = utt.speaker
+    return {u: (sums[s] / counts[s]).astype(np.float32) for u, s in speaker.items()}
+
+
+def speaker_means(store: FeatureStore, utts: list[Utterance]) -> dict[str, np.ndarray]:
+    """`mean_by_speaker` of the utterances that have features in `store`; an utterance without
+    features gets none."""
+    return mean_by_speaker((u, store[u.utt_id]) for u in utts if u.utt_id in store)
 
 
 def stretched_length(num_frames: int, factor: float) -> int:

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from asr.audio import AudioError, audio_info, load_audio
 from asr.checkpoint import CheckpointError, load_checkpoint
 from asr.config import from_dict
+from asr.data import mean_by_speaker
 from asr.datadir import Utterance, read_data_dir
 from asr.decoding import (  # noqa: F401 - the decoder options, also offered here as before
     DEFAULT_BEAM,
@@ -283,23 +284,18 @@ def speaker_feature_means(recognizer: Recognizer, utts: list[Utterance], failed:
     """utt_id -> the mean feature vector [F] over all frames of its speaker's usable utterances
     (a first pass over the audio, for a speaker-CMN model: asr.data.speaker_means from the
     audio). Audio that cannot be read is left to the pass that reports it."""
-    sums: dict[str, np.ndarray] = {}
-    counts: dict[str, int] = {}
-    speaker = {}
-    for utt in tqdm(utts, desc="speaker means", unit="utt", mininterval=2.0):
-        if utt.utt_id in failed:
-            continue
-        try:
-            wave = load_audio(utt.audio, recognizer.sample_rate)
-            feats = np.asarray(recognizer.features(wave), dtype=np.float64)
-        except (AudioError, ValueError):
-            continue
-        if feats.shape[0] == 0:
-            continue
-        sums[utt.speaker] = sums.get(utt.speaker, 0.0) + feats.sum(axis=0)
-        counts[utt.speaker] = counts.get(utt.speaker, 0) + feats.shape[0]
-        speaker[utt.utt_id] = utt.speaker
-    return {u: (sums[s] / counts[s]).astype(np.float32) for u, s in speaker.items()}
+    def feats_of():
+        for utt in tqdm(utts, desc="speaker means", unit="utt", mininterval=2.0):
+            if utt.utt_id in failed:
+                continue
+            try:
+                feats = recognizer.features(load_audio(utt.audio, recognizer.sample_rate))
+            except (AudioError, ValueError):
+                continue
+            if feats.shape[0]:
+                yield utt, feats
+
+    return mean_by_speaker(feats_of())
 
 
 def forward_each_usable(recognizer: Recognizer, ids: list[str], waves: list[np.ndarray],
