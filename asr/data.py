@@ -22,6 +22,7 @@ import torch
 from asr.ctc import min_ctc_frames
 from asr.datadir import Utterance, read_data_dir
 from asr.featstore import FeatureStore
+from asr.features import STD_FLOOR
 from asr.text import Vocabulary
 
 
@@ -220,6 +221,17 @@ def speaker_means(store: FeatureStore, utts: list[Utterance]) -> dict[str, np.nd
     """`mean_by_speaker` of the utterances that have features in `store`; an utterance without
     features gets none."""
     return mean_by_speaker((u, store[u.utt_id]) for u in utts if u.utt_id in store)
+
+
+def centred_std(store: FeatureStore, means: dict[str, np.ndarray]) -> np.ndarray:
+    """Per-bin standard deviation (float32 [F], at least STD_FLOOR) over all frames of the
+    utterances in `means` (utt_id -> mean [F]), each minus its mean: the spread that speaker CMN
+    leaves, which the model's global normalisation divides by."""
+    sq, n = 0.0, 0
+    for utt_id, mean in means.items():
+        x = np.asarray(store[utt_id], dtype=np.float64) - mean
+        sq, n = sq + np.square(x).sum(axis=0), n + x.shape[0]
+    return np.maximum(np.sqrt(sq / max(n, 1)), STD_FLOOR).astype(np.float32)
 
 
 def stretched_length(num_frames: int, factor: float) -> int:

@@ -32,8 +32,9 @@ class ModelConfig:
     utterance_cmn: bool = True  # also subtract each utterance's mean feature vector (AN4: dev
     # CER left the CTC plateau sooner with it)
     speaker_cmn: bool = False  # with utterance_cmn: subtract the mean over all of the speaker's
-    # utterances in the set instead (Kaldi's per-speaker CMN, utt2spk); an utterance of no known
-    # speaker (asr transcribe of a file) uses its own mean
+    # utterances in the set instead (Kaldi's per-speaker CMN, utt2spk), and divide by the std of
+    # the training features so centred; an utterance of no known speaker (asr transcribe of a
+    # file) uses its own mean
     subsample: Literal["auto", 1, 2, 4] = "auto"  # time reduction of the conv front-end; "auto":
     # training picks the largest the transcripts allow (asr.auto.choose_subsample)
     conv_channels: int = 32  # channels of each stride-2 conv layer

@@ -43,7 +43,14 @@ from asr.config import (
     to_dict,
 )
 from asr.ctc import min_ctc_frames
-from asr.data import BucketBatchSampler, CTCDataset, DataConfig, describe_skipped, make_loader
+from asr.data import (
+    BucketBatchSampler,
+    CTCDataset,
+    DataConfig,
+    centred_std,
+    describe_skipped,
+    make_loader,
+)
 from asr.datadir import read_data_dir, write_text_atomic
 from asr.decoding import GreedyDecoder
 from asr.faults import maybe_kill
@@ -542,9 +549,11 @@ def start_run(args, rt: Runtime) -> Run:
             print(f"auto: {line}")
     cfg = with_num_features(cfg, train_store.config.num_features)
     model = CTCModel(cfg.model, len(vocab))
-    mean, std = train_store.cmvn()
-    model.cmvn.set_stats(torch.as_tensor(mean), torch.as_tensor(std))
     train_set, dev_set = build_datasets(args, cfg, model, vocab)
+    mean, std = train_store.cmvn()
+    if train_set.cmn_means is not None:  # speaker CMN: the spread within speakers
+        std = centred_std(train_set.store, train_set.cmn_means)
+    model.cmvn.set_stats(torch.as_tensor(mean), torch.as_tensor(std))
     train_sampler = BucketBatchSampler(
         train_set.lengths, cfg.data, cfg.seed, True, rt.world_size, rt.rank,
         cfg.data.speed_perturb, cfg.augment_from_epoch,

@@ -255,3 +255,26 @@ def test_a_log_gets_a_progress_line_every_few_seconds_not_every_step(corpus, tmp
         steps = int(next(csv.DictReader(f))["step"])
     draws = proc.stdout.count("epoch 1/1:")
     assert steps == 12 and draws <= 4, (steps, draws, proc.stdout)
+
+
+def test_speaker_cmn_divides_by_the_spread_left_after_the_speaker_means(tone_corpus, tmp_path):
+    """With speaker CMN the model sees features minus their speaker's mean, so its global
+    normalisation divides by the standard deviation of those, not of the raw features (which
+    also holds the differences between speakers)."""
+    import numpy as np
+
+    from asr.datadir import read_data_dir
+    from asr.featstore import FeatureStore
+
+    out = tmp_path / "exp"
+    run_asr(tiny_train_args(tone_corpus, out, "epochs=1", "model.utterance_cmn=true",
+                            "model.speaker_cmn=true", "save_every_steps=0"))
+    store = FeatureStore(tone_corpus / "feats" / "train")
+    by_speaker: dict[str, list] = {}
+    for u in read_data_dir(tone_corpus / "data" / "train"):
+        by_speaker.setdefault(u.speaker, []).append(np.asarray(store[u.utt_id], np.float64))
+    centred = np.concatenate([x - np.concatenate(xs).mean(axis=0)
+                              for xs in by_speaker.values() for x in xs])
+    std = load_checkpoint(out / "last.pt")["model"]["cmvn.std"].numpy()
+    np.testing.assert_allclose(std, centred.std(axis=0), rtol=1e-4)
+    assert not np.allclose(std, store.cmvn()[1], rtol=1e-2)  # the raw spread is another
