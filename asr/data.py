@@ -22,7 +22,7 @@ import torch
 from asr.ctc import min_ctc_frames
 from asr.datadir import Utterance, read_data_dir
 from asr.featstore import FeatureStore
-from asr.features import STD_FLOOR
+from asr.features import CmvnStats
 from asr.text import Vocabulary
 
 
@@ -224,14 +224,13 @@ def speaker_means(store: FeatureStore, utts: list[Utterance]) -> dict[str, np.nd
 
 
 def centred_std(store: FeatureStore, means: dict[str, np.ndarray]) -> np.ndarray:
-    """Per-bin standard deviation (float32 [F], at least STD_FLOOR) over all frames of the
+    """Per-bin standard deviation (float32 [F], CmvnStats.std's floor) over all frames of the
     utterances in `means` (utt_id -> mean [F]), each minus its mean: the spread that speaker CMN
     leaves, which the model's global normalisation divides by."""
-    sq, n = 0.0, 0
+    stats = CmvnStats.zeros(store.config.num_features)
     for utt_id, mean in means.items():
-        x = np.asarray(store[utt_id], dtype=np.float64) - mean
-        sq, n = sq + np.square(x).sum(axis=0), n + x.shape[0]
-    return np.maximum(np.sqrt(sq / max(n, 1)), STD_FLOOR).astype(np.float32)
+        stats += CmvnStats.from_feats(np.asarray(store[utt_id], dtype=np.float64) - mean)
+    return stats.std().astype(np.float32)
 
 
 def stretched_length(num_frames: int, factor: float) -> int:
